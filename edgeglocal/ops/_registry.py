@@ -78,7 +78,7 @@ def make_schema(
 
 def register_op(defn: OnnxOpDef) -> OnnxOpDef:
     """Register ``defn`` with onnx (once per process) and with edgeglocal's exporter."""
-    if not defs.has_schema(defn.op_type, DOMAIN):
+    if not defs.has(defn.op_type, DOMAIN):
         defs.register_schema(defn.schema)
     _REGISTRY[defn.op_type] = defn
     return defn
