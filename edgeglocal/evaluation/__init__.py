@@ -1,0 +1,1 @@
+"""Evaluation data the project can build from real photos, and the metrics each field uses."""
