@@ -1,0 +1,6 @@
+"""PyTorch -> ONNX bundles, graph passes and the parity check against PyTorch."""
+
+from edgeglocal.export.onnx import to_onnx
+from edgeglocal.export.parity import ParityReport, check_parity
+
+__all__ = ["ParityReport", "check_parity", "to_onnx"]
