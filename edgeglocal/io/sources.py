@@ -284,8 +284,11 @@ class MultiSource(Source):
         for t in self._threads:
             t.start()
         running, error = len(self._threads), None
-        while running:
-            item = self._queue.get()
+        while running and not self._stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
             if isinstance(item, Frame):
                 yield item
             else:
@@ -296,10 +299,12 @@ class MultiSource(Source):
 
     def close(self) -> None:
         self._stop.set()
+        for t in self._threads:
+            t.join(timeout=1)  # file readers stop within a frame; live ones once their source closes
         for s in self.sources:
             s.close()
         for t in self._threads:
-            t.join(timeout=2)
+            t.join()
 
 
 def _camera(index: int, vid_stride: int, max_frames: int | None, reconnect: Reconnect) -> LiveSource:

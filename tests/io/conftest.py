@@ -20,3 +20,10 @@ def mjpeg_server():
 
     with MjpegServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sobel_model(tmp_path_factory) -> Path:
+    from edge_task import build_sobel_bundle
+
+    return build_sobel_bundle(tmp_path_factory.mktemp("sobel"))
