@@ -57,13 +57,13 @@ class ParityReport:
 
     def store(self, bundle_path: str | Path) -> Manifest:
         """Write this report into the bundle manifest's ``parity`` field (atomically)."""
-        manifest = Manifest.load(manifest_path(_model_file(bundle_path)))
+        manifest = Manifest.load(manifest_path(onnx_file(bundle_path)))
         manifest.parity = self.to_dict()
-        manifest.save(manifest_path(_model_file(bundle_path)))
+        manifest.save(manifest_path(onnx_file(bundle_path)))
         return manifest
 
 
-def _model_file(bundle_path: str | Path) -> Path:
+def onnx_file(bundle_path: str | Path) -> Path:
     """``NAME.onnx`` for ``NAME.onnx`` or ``NAME.json``."""
     path = Path(bundle_path)
     onnx_path = path.with_suffix(".onnx") if path.suffix == ".json" else path
@@ -163,7 +163,7 @@ def check_parity(
     """
     if n < 1 or atol < 0 or rtol < 0:
         raise InputError(f"n must be >= 1 and atol, rtol >= 0, got n={n}, atol={atol}, rtol={rtol}.")
-    onnx_path = _model_file(bundle_path)
+    onnx_path = onnx_file(bundle_path)
     manifest = find_manifest(onnx_path)
     session = _session(onnx_path)
     rng = np.random.default_rng(seed)

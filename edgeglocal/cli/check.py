@@ -1,0 +1,97 @@
+"""``edgeglocal check``: does a bundle compute what its PyTorch model computes?"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from edgeglocal.cli._console import console, handle_errors, stage
+from edgeglocal.errors import InputError, ParityError
+
+
+def load_model(arch: str | None, model_path: str | None, checkpoint: Path | None) -> Any:
+    """The PyTorch model to compare with: ``--arch`` from the registry or ``--model module:callable``."""
+    if model_path:
+        module_name, _, attr = model_path.partition(":")
+        if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` would find them
+            sys.path.insert(0, os.getcwd())
+        try:
+            factory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise InputError(f"--model {model_path!r} must name an importable module:callable ({exc}).") from exc
+        model = factory()
+    elif arch:
+        from edgeglocal.models import create
+
+        model = create(arch)
+    else:
+        raise InputError("The bundle's manifest names no architecture; pass --arch NAME or --model module:callable.")
+    if checkpoint is not None:
+        from edgeglocal.models import load_checkpoint
+
+        load_checkpoint(model, checkpoint, arch=arch or model_path or "")
+    return model
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.3g}"
+
+
+@handle_errors
+def check_command(
+    bundle: Path = typer.Argument(..., help="The bundle to check (NAME.onnx with NAME.json)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Registered architecture (default: the manifest's)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Your own model factory as module:callable."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights the bundle was exported from."),
+    atol: float = typer.Option(1e-4, "--atol", help="Absolute tolerance."),
+    rtol: float = typer.Option(1e-3, "--rtol", help="Relative tolerance."),
+    n: int = typer.Option(3, "--n", help="Number of random inputs to compare."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    save: bool = typer.Option(False, "--save", help="Store the result in the manifest's parity field."),
+) -> None:
+    """Compare a bundle on ONNX Runtime CPU with its PyTorch model; exit 2 when outputs differ."""
+    from edgeglocal.bundle import find_manifest
+    from edgeglocal.export.parity import check_parity, onnx_file
+
+    with stage("Load model") as info:
+        manifest = find_manifest(onnx_file(bundle))
+        if arch is None and model is None and manifest is not None and manifest.arch:
+            arch = manifest.arch
+        torch_model = load_model(arch, model, checkpoint)
+        info["detail"] = model or arch
+
+    with stage(f"Compare PyTorch and ONNX Runtime CPU on {n} random input(s)"), Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task("inputs", total=n)
+        report = check_parity(torch_model, bundle, atol=atol, rtol=rtol, n=n, seed=seed,
+                              on_step=lambda _: bar.advance(task))
+
+    table = Table(title=f"{bundle.name} vs PyTorch (atol={atol:g}, rtol={rtol:g}, {report.n} input(s))")
+    for col in ("output", "shape", "max abs", "mean abs", "max rel", "mean rel", "min atol", "result"):
+        table.add_column(col, justify="left" if col in ("output", "shape") else "right")
+    for o in report.outputs:
+        verdict = "[green]PASSED[/]" if o.passed else "[red]FAILED[/]"
+        table.add_row(o.name, "x".join(map(str, o.shape)) or "scalar", _fmt(o.max_abs), _fmt(o.mean_abs),
+                      _fmt(o.max_rel), _fmt(o.mean_rel), _fmt(o.min_atol), verdict)
+    console.print(table)
+    if save:
+        written = report.store(bundle)
+        console.print(f"Stored the result in [bold]{Path(bundle).with_suffix('.json')}[/] (parity of {written.arch})")
+    if not report.passed:
+        raise ParityError(
+            f"{bundle.name} differs from PyTorch beyond atol={atol:g}, rtol={rtol:g}; it would pass with "
+            f"atol >= {report.min_atol:.3g}."
+        )
+    console.print(f"[bold green]PASSED[/] {bundle.name} matches PyTorch (smallest passing atol {report.min_atol:.3g}).")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check_command)
