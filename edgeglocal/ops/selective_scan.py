@@ -1,0 +1,152 @@
+"""Mamba's selective scan (S6) as one edgeglocal op.
+
+``selective_scan`` is a drop-in for ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``
+(same signature and semantics, grouped B/C, D, z gate, delta_bias, delta_softplus). Eagerly it runs
+the chunked fast path of :mod:`edgeglocal.ops._scan_core`; under ``torch.export`` it is one
+``torch.ops.edgeglocal.selective_scan`` node, which ``torch.onnx.export(dynamo=True)`` turns into one
+``edgeglocal::SelectiveScan`` node backed by a standard-ONNX function body.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import onnx
+import torch
+
+from edgeglocal.errors import InputError
+from edgeglocal.ops._registry import EDGEGLOCAL_OPSET, PLUGIN_ATTRS, OnnxOpDef, make_schema, register_op
+from edgeglocal.ops._scan_core import scan_fast, scan_reference
+from edgeglocal.ops._scan_onnx import SCAN_INPUTS, selective_scan_function, zeros_per_channel
+from edgeglocal.ops._validate import check_same_device, check_tensor
+
+__all__ = ["selective_scan", "selective_scan_fn", "selective_scan_ref"]
+
+OP = "selective_scan"
+
+
+def _check(u, delta, A, B, C, D, z, delta_bias) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate the arguments and return B, C in grouped (b, g, n, l) form."""
+    dims = check_tensor("u", u, ("b", "d", "l"), op=OP)
+    check_tensor("delta", delta, ("b", "d", "l"), dims=dims, op=OP)
+    check_tensor("A", A, ("d", "n"), dims=dims, op=OP)
+    grouped = []
+    for name, t in (("B", B), ("C", C)):
+        if isinstance(t, torch.Tensor) and t.dim() == 3:
+            check_tensor(name, t, ("b", "n", "l"), dims=dims, op=OP)
+            t = t.unsqueeze(1)
+        check_tensor(name, t, ("b", "g", "n", "l"), dims=dims, op=OP)
+        grouped.append(t)
+    if dims["d"] % dims["g"]:
+        raise InputError(f"{OP}: argument 'B' has {dims['g']} groups, expected a divisor of d={dims['d']}.")
+    for name, t, shape in (("D", D, ("d",)), ("z", z, ("b", "d", "l")), ("delta_bias", delta_bias, ("d",))):
+        if t is not None:
+            check_tensor(name, t, shape, dims=dims, op=OP)
+    check_same_device(OP, u=u, delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias)
+    return grouped[0], grouped[1]
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """y (b, d, l) of the selective scan; see docs/architecture.md ("The ops") for the math.
+
+    u, delta: (b, d, l); A: (d, n); B, C: (b, n, l) or grouped (b, g, n, l); D, delta_bias: (d,);
+    z: (b, d, l). fp16/bf16 inputs are computed in fp32; the output has u's dtype.
+    """
+    B, C = _check(u, delta, A, B, C, D, z, delta_bias)
+    return torch.ops.edgeglocal.selective_scan(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
+
+
+#: Drop-in name for ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``.
+selective_scan_fn = selective_scan
+
+
+def selective_scan_ref(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+) -> torch.Tensor:
+    """The sequential reference (one step at a time, fp32 or fp64 accumulation): slow, obviously correct."""
+    B, C = _check(u, delta, A, B, C, D, z, delta_bias)
+    return scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus).to(u.dtype)
+
+
+@torch.library.custom_op("edgeglocal::selective_scan", mutates_args=())
+def _selective_scan_op(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: Optional[torch.Tensor],
+    z: Optional[torch.Tensor],
+    delta_bias: Optional[torch.Tensor],
+    delta_softplus: bool,
+) -> torch.Tensor:
+    return scan_fast(u, delta, A, B, C, D, z, delta_bias, delta_softplus).to(u.dtype)
+
+
+@_selective_scan_op.register_fake
+def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    return torch.empty_like(u)
+
+
+# ---------------------------------------------------------------------------------------- ONNX
+
+
+def _infer(ctx) -> None:
+    """y has u's element type and shape (b, d, l)."""
+    u_type = ctx.get_input_type(0)
+    if u_type is None or not u_type.tensor_type.HasField("elem_type"):
+        return
+    if u_type.tensor_type.HasField("shape") and len(u_type.tensor_type.shape.dim) != 3:
+        raise onnx.shape_inference.InferenceError(
+            f"SelectiveScan: input 'u' must have rank 3 (b, d, l), got rank {len(u_type.tensor_type.shape.dim)}."
+        )
+    out = onnx.TypeProto()
+    out.CopyFrom(u_type)
+    ctx.set_output_type(0, out)
+
+
+SCHEMA = make_schema(
+    "SelectiveScan",
+    "Mamba selective scan: h_t = exp(delta'_t A) h_{t-1} + delta'_t B_t u_t, y_t = <C_t, h_t> + D u_t, with "
+    "grouped B/C (b, g, n, l) and delta' = softplus(delta + delta_bias) if delta_softplus else delta + "
+    "delta_bias; see edgeglocal.ops.selective_scan.",
+    inputs=[(name, "T", False) for name in SCAN_INPUTS],
+    outputs=[("y", "T")],
+    attributes=[("delta_softplus", 0)],
+    infer=_infer,
+)
+
+
+def translate(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
+    """torch.onnx (dynamo) translation: one SelectiveScan node, then the z gate as standard ops."""
+    from onnxscript import opset18 as op
+
+    D = zeros_per_channel(A) if D is None else D
+    delta_bias = zeros_per_channel(A) if delta_bias is None else delta_bias
+    y = EDGEGLOCAL_OPSET.SelectiveScan(
+        u, delta, A, B, C, D, delta_bias, delta_softplus=int(delta_softplus), **PLUGIN_ATTRS
+    )
+    return y if z is None else op.Mul(y, op.Mul(z, op.Sigmoid(z)))
+
+
+OP_DEF = register_op(
+    OnnxOpDef("SelectiveScan", SCHEMA, selective_scan_function, torch.ops.edgeglocal.selective_scan.default, translate)
+)
