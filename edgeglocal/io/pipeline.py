@@ -71,10 +71,13 @@ class Pipeline:
         run_dir: Path | None = None,
         on_stats: Callable[[PipelineStats], None] | None = None,
         queue_size: int | None = None,
+        task_outputs: list[Path] | None = None,
     ) -> None:
         self.task, self.source, self.sinks, self.run_dir = task, source, sinks, run_dir
         self.stats = PipelineStats(total=source.total)
-        self._on_stats = on_stats
+        #: Called with :attr:`stats` after every frame, from the iterating thread.
+        self.on_stats = on_stats
+        self._task_outputs = task_outputs or []
         size = queue_size or (1 if source.is_live else 4)
         self._decoded: queue.Queue = queue.Queue(maxsize=size)
         self._inferred: queue.Queue = queue.Queue(maxsize=size)
@@ -175,8 +178,8 @@ class Pipeline:
         s.dropped, s.reconnects = self.source.dropped, self.source.reconnects
         for stage, seconds in times.items():
             s._add(stage, seconds)
-        if self._on_stats is not None:
-            self._on_stats(s)
+        if self.on_stats is not None:
+            self.on_stats(s)
 
     def __iter__(self) -> "Pipeline":
         return self
@@ -229,7 +232,7 @@ class Pipeline:
                 found.append(sink.path)
             elif isinstance(sink, ImageSink) and sink.frames:
                 found.append(sink.folder)
-        return found
+        return found + [p for p in self._task_outputs if p.exists()]
 
 
 class _PerSourceVideo:
@@ -304,9 +307,11 @@ def run(
     try:
         wants_files = save or save_json or any(options.get(k) is True for k in OUTPUT_OPTIONS)
         run_dir = next_run_dir(Path(project) / (task_name or "task"), name or "exp", exist_ok) if wants_files else None
+        task_outputs = []
         for key, pattern in OUTPUT_OPTIONS.items():
             if options.get(key) is True:
                 options[key] = run_dir / pattern.format(stem=_stem(src.name))
+                task_outputs.append(options[key])
         task_obj = task if isinstance(task, Task) else tasks.create(task, model=model, **options)
         sinks: list[Sink] = []
         if show:
@@ -321,4 +326,4 @@ def run(
     except BaseException:
         src.close()
         raise
-    return Pipeline(task_obj, src, sinks, run_dir, on_stats)
+    return Pipeline(task_obj, src, sinks, run_dir, on_stats, task_outputs=task_outputs)
