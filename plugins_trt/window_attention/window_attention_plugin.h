@@ -1,9 +1,9 @@
 /*
  * TensorRT IPluginV3 for the ONNX node edgeglocal::WindowAttention (Swin shifted-window attention
- * with relative-position bias; GC ViT global query). Inputs qkv(b,h,w,3c) [, rel_bias_table
- * ((2wh-1)(2ww-1), heads)] [, q_global(1 or b, wh*ww, c) with qkv(b,h,w,2c)]; fields num_heads,
- * window_size[2], shift[2], scale. Output (b,h,w,c). Absent optional inputs are told apart by
- * rank (the table is 2-D, the global query 3-D).
+ * with relative-position bias; GC ViT global query). Inputs qkv(b,h,w,3c), rel_bias_table
+ * ((2wh-1)(2ww-1), heads), q_global(1 or b, wh*ww, c); fields num_heads, window_size[2], shift[2],
+ * scale, global_query. With global_query=1 qkv is (b,h,w,2c) holding k, v and q comes from
+ * q_global; with 0 the exporter's q_global placeholder is ignored. Output (b,h,w,c).
  */
 #pragma once
 
@@ -28,14 +28,11 @@ public:
                     cudaStream_t stream) noexcept override;
 
 private:
-    /* Index of the optional input of `rank` among the first `count` inputs, or -1. */
-    template <class Shape>
-    static int32_t optionalInput(Shape const* shapes, int32_t count, int32_t rank);
-
     int32_t mNumHeads;
     int32_t mWindow[2];
     int32_t mShift[2];
-    float mScale;  // <= 0: head_dim ** -0.5
+    float mScale;          // <= 0: head_dim ** -0.5
+    int32_t mGlobalQuery;  // 1: q comes from q_global and qkv holds only k, v
 };
 
 }  // namespace egl
