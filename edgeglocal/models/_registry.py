@@ -32,7 +32,8 @@ class ModelConfig:
 
     ``dynamic``: the subset of ``DYNAMIC_MODES`` the model exports correctly ("hw" needs every
     spatial size that is a multiple of ``hw_multiple``, e.g. blocks that pad to window multiples).
-    ``outputs``: output name -> meaning, in graph order.
+    ``outputs``: output name -> meaning, in graph order. ``size_kwarg``: the factory keyword
+    that builds the model for another input size (e.g. ``img_size``), None when any size works.
     """
 
     name: str
@@ -47,6 +48,7 @@ class ModelConfig:
     input_name: str = "images"
     outputs: tuple[tuple[str, str], ...] = (("logits", "class scores before softmax"),)
     description: str = ""
+    size_kwarg: str | None = None
     defaults: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -114,18 +114,18 @@ class CoSwinStage(nn.Module):
 class CoSwin(nn.Module):
     """CoSwin classifier; ``img_size`` only decides where a stage falls back to a single window."""
 
-    def __init__(self, img_size: int = 224, patch_size: int = 4, in_chans: int = 3, num_classes: int = 1000,
+    def __init__(self, img_size: int | tuple[int, int] = 224, patch_size: int = 4, in_chans: int = 3, num_classes: int = 1000,
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
                  window_size: int = 7, mlp_ratio: float = 4.0, drop_path_rate: float = 0.0) -> None:
         super().__init__()
         self.patch_embed = PatchEmbed(patch_size, in_chans, embed_dim)
-        res = img_size // patch_size
+        h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
         dpr = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.layers = nn.ModuleList()
         for i, depth in enumerate(depths):
-            r = res // 2**i
+            res = (h // patch_size // 2**i, w // patch_size // 2**i)
             self.layers.append(CoSwinStage(
-                embed_dim * 2**i, (r, r), depth, num_heads[i], window_size, mlp_ratio,
+                embed_dim * 2**i, res, depth, num_heads[i], window_size, mlp_ratio,
                 dpr[sum(depths[:i]) : sum(depths[: i + 1])], downsample=i < len(depths) - 1,
             ))
         self.num_features = embed_dim * 2 ** (len(depths) - 1)
@@ -151,13 +151,16 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-@register_model(task="classify", input_size=(224, 224), hw_multiple=32, dynamic=("batch", "hw", "all"),
+_COSWIN = dict(task="classify", dynamic=("batch", "hw", "all"), size_kwarg="img_size")
+
+
+@register_model(**_COSWIN, input_size=(224, 224), hw_multiple=32,
                 description="CoSwin with Swin-T widths and depths (96, 2-2-6-2, window 7), ImageNet-sized input")
 def coswin_tiny(**kw) -> CoSwin:
     return CoSwin(**kw)
 
 
-@register_model(task="classify", input_size=(32, 32), hw_multiple=8, dynamic=("batch", "hw", "all"),
+@register_model(**_COSWIN, input_size=(32, 32), hw_multiple=8,
                 description="CoSwin as released for CIFAR/SVHN (patch 2, window 4, 2-6-4, mlp 2)",
                 defaults={"num_classes": 10})
 def coswin_cifar(**kw) -> CoSwin:

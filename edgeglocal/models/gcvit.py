@@ -146,7 +146,7 @@ def _init_weights(m: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-_GCVIT = dict(task="classify", input_size=(224, 224), hw_multiple=32, dynamic=("batch",))
+_GCVIT = dict(task="classify", input_size=(224, 224), hw_multiple=32, dynamic=("batch",), size_kwarg="img_size")
 
 
 @register_model(**_GCVIT, description="GC ViT-XXT, 12M params, ImageNet-1k 79.9% top-1 (timm gcvit_xxtiny)")

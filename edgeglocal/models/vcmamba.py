@@ -50,21 +50,27 @@ def _snake(outer: int, inner: int, outer_rev: bool, first_rev: bool) -> list[tup
 
 
 @functools.lru_cache(maxsize=16)
-def zigzag_orders(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """PlainMamba's four zigzag paths over an h x w map.
-
-    Returns (orders (4, L): raster index visited at step t, inverse (4, L): step at which each
-    raster index is visited, moves (4, L): move code into step t).
-    """
+def _zigzag_lists(h: int, w: int) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
     paths = [
         _snake(h, w, outer_rev=False, first_rev=False),
         _snake(h, w, outer_rev=True, first_rev=h % 2 == 1),
         [(i, j) for j, i in _snake(w, h, outer_rev=False, first_rev=False)],
         [(i, j) for j, i in _snake(w, h, outer_rev=True, first_rev=w % 2 == 1)],
     ]
-    orders = torch.tensor([[i * w + j for i, j in p] for p in paths])
-    moves = torch.tensor([[0] + [_MOVES[(b[0] - a[0], b[1] - a[1])] for a, b in zip(p, p[1:])] for p in paths])
-    return orders, orders.argsort(dim=1), moves
+    orders = [[i * w + j for i, j in p] for p in paths]
+    inverse = [sorted(range(h * w), key=o.__getitem__) for o in orders]
+    moves = [[0] + [_MOVES[(b[0] - a[0], b[1] - a[1])] for a, b in zip(p, p[1:])] for p in paths]
+    return orders, inverse, moves
+
+
+def zigzag_orders(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PlainMamba's four zigzag paths over an h x w map.
+
+    Returns (orders (4, L): raster index visited at step t, inverse (4, L): step at which each
+    raster index is visited, moves (4, L): move code into step t). Only Python lists are cached:
+    tensors made while exporting must not leak into eager calls.
+    """
+    return tuple(torch.tensor(v) for v in _zigzag_lists(h, w))  # type: ignore[return-value]
 
 
 class ConvMlp(nn.Module):
@@ -181,7 +187,7 @@ class VCMamba(nn.Module):
     """VCMamba classifier (official ``EfficientFormer`` with ``vit_num`` Mamba blocks, abs pos-embed)."""
 
     def __init__(self, layers: Sequence[int], embed_dims: Sequence[int], mamba_blocks: int = 4,
-                 mlp_ratio: float = 4.0, num_classes: int = 1000, img_size: int = 224,
+                 mlp_ratio: float = 4.0, num_classes: int = 1000, img_size: int | tuple[int, int] = 224,
                  drop_path_rate: float = 0.0) -> None:
         super().__init__()
         self.patch_embed = _stem(embed_dims[0])
@@ -198,8 +204,9 @@ class VCMamba(nn.Module):
                 network.append(Embedding(embed_dims[i], embed_dims[i + 1]))
         self.network = nn.ModuleList(network)
         self.first_mamba = max(layers[-1] - mamba_blocks, 0)  # pos_embed is added before this block
-        grid = img_size // 2 ** (len(layers) + 1)
-        self.pos_embed = nn.Parameter(torch.zeros(1, embed_dims[-1], grid, grid))
+        h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+        stride = 2 ** (len(layers) + 1)
+        self.pos_embed = nn.Parameter(torch.zeros(1, embed_dims[-1], h // stride, w // stride))
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.norm = nn.LayerNorm(embed_dims[-1])
         self.head = nn.Linear(embed_dims[-1], num_classes)
@@ -230,7 +237,7 @@ def _run(blocks: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-_VCMAMBA = dict(task="classify", input_size=(224, 224), hw_multiple=32, dynamic=("batch",))
+_VCMAMBA = dict(task="classify", input_size=(224, 224), hw_multiple=32, dynamic=("batch",), size_kwarg="img_size")
 
 
 @register_model(**_VCMAMBA, description="VCMamba-S (EfficientFormer-S2 widths), ImageNet-1k classifier")
