@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -100,6 +102,17 @@ def run_command(
     panel = _Panel(pipe.source.total, f"{task}")
     pipe.on_stats = panel.update
     interrupted = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        """First Ctrl-C: finish the frame in hand and close outputs; a second one aborts."""
+        nonlocal interrupted
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted = True
+        pipe.request_stop()
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
     t0 = time.perf_counter()
     with panel.live:
         try:
@@ -108,6 +121,8 @@ def run_command(
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
             pipe.close()
         panel.live.update(panel.render())
     console.line()

@@ -87,6 +87,7 @@ class Pipeline:
             threading.Thread(target=self._infer_loop, name="edgeglocal-infer", daemon=True),
         ]
         self._closed = False
+        self._stop_requested = False
         self._results = self._generate()
 
     # -- threads ---------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ class Pipeline:
             self._put(self._inferred, _Failure(exc))
 
     def _get(self, q: queue.Queue) -> Any:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not (self._stop_requested and q is self._inferred):
             try:
                 return q.get(timeout=0.1)
             except queue.Empty:
@@ -165,7 +166,7 @@ class Pipeline:
                 item.times.update(postprocess=t1 - t0, render=t2 - t1, write=time.perf_counter() - t2)
                 self._update_stats(item.times, time.perf_counter() - t_start)
                 yield result
-                if any(getattr(s, "stop_requested", False) for s in self.sinks):
+                if self._stop_requested or any(getattr(s, "stop_requested", False) for s in self.sinks):
                     return
         finally:
             self._finish()
@@ -186,6 +187,10 @@ class Pipeline:
 
     def __next__(self) -> Result:
         return next(self._results)
+
+    def request_stop(self) -> None:
+        """End iteration after the frame in hand; safe from a signal handler (the CLI's Ctrl-C)."""
+        self._stop_requested = True
 
     def close(self) -> None:
         """Stop the threads, finish every sink (files get their final names) and close the task."""

@@ -93,6 +93,16 @@ def test_closing_early_finishes_outputs_and_joins_threads(vtest, sobel_model, tm
     assert len((pipe.run_dir / "results.jsonl").read_text().splitlines()) == 5
 
 
+def test_request_stop_ends_after_the_frame_in_hand(vtest, sobel_model, tmp_path):
+    pipe = run(EdgeTask(str(sobel_model)), str(vtest), save=True, project=tmp_path)
+    results = []
+    for result in pipe:
+        results.append(result)
+        if len(results) == 3:
+            pipe.request_stop()
+    assert len(results) == 3 and _frames(pipe.run_dir / "vtest.mp4") == 3
+
+
 class CountingSource(Source):
     """A video source that records how many frames the decode thread has pulled."""
 
