@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch._subclasses.fake_tensor import is_fake
 
 from edgeglocal.errors import InputError
 from edgeglocal.ops._registry import register_op
@@ -236,12 +237,14 @@ def _window_attention_fast(
     else:
         q = q_global.float().view(-1, 1, n_tok, num_heads, c // num_heads).transpose(2, 3)
         q = q.expand(b, n_win, -1, -1, -1)
+    # cached real tensors must not leak into fake-tensor tracing (AOT autograd, torch.compile)
+    cached = (lambda fn: fn.__wrapped__) if is_fake(qkv) else (lambda fn: fn)
     bias = None
     if rel_bias_table is not None:
-        index = _relative_position_index(wh, ww, qkv.device)
+        index = cached(_relative_position_index)(wh, ww, qkv.device)
         bias = rel_bias_table.float()[index].view(n_tok, n_tok, num_heads).permute(2, 0, 1)
     if sh or sw:
-        mask = _shift_mask(h, w, (wh, ww), (sh, sw), qkv.device)
+        mask = cached(_shift_mask)(h, w, (wh, ww), (sh, sw), qkv.device)
         bias = mask if bias is None else bias + mask
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
     # (b, nW, heads, N, hd) -> (b, h, w, c)
