@@ -1,0 +1,99 @@
+"""What this machine can run: library versions, ONNX Runtime providers, TensorRT, plugins, CUDA, ops.
+
+Each probe imports its library on its own and turns a failure into a reason, so ``edgeglocal
+doctor`` always finishes and says why something is missing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeglocal._version import __version__
+from edgeglocal.runtime.plugins import find_plugin_library
+
+
+@dataclass
+class Check:
+    """One line of the report: ``ok`` is None for purely informational rows."""
+
+    group: str
+    name: str
+    ok: bool | None
+    detail: str
+
+
+def _version(module: str, label: str | None = None, group: str = "versions", required: bool = True) -> Check:
+    label = label or module
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        return Check(group, label, False if required else None, f"not installed ({exc})")
+    except Exception as exc:  # a broken install raises anything
+        return Check(group, label, False, f"import error: {type(exc).__name__}: {exc}")
+    return Check(group, label, True, str(getattr(mod, "__version__", "?")))
+
+
+def _versions() -> list[Check]:
+    checks = [
+        Check("versions", "edgeglocal", True, __version__),
+        Check("versions", "python", True, f"{platform.python_version()} ({platform.machine()})"),
+    ]
+    checks += [_version(m) for m in ("numpy", "onnx", "onnxruntime")]
+    checks.append(_version("cv2", "opencv"))
+    checks.append(_version("torch", required=False))  # export only; deployed apps may not have it
+    return checks
+
+
+def _providers() -> list[Check]:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:
+        return [Check("onnxruntime", "providers", False, f"onnxruntime is not installed ({exc})")]
+    available = ort.get_available_providers()
+    gpu = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in available]
+    detail = ", ".join(available) + ("" if gpu else " (CPU only: install onnxruntime-gpu for CUDA/TensorRT)")
+    return [Check("onnxruntime", "providers", True, detail)]
+
+
+def _tensorrt() -> list[Check]:
+    trt = _version("tensorrt", group="tensorrt", required=False)
+    path, where = find_plugin_library()
+    if path is None:
+        plugin = Check("tensorrt", "plugin library", None, f"not found; searched {where}")
+    else:
+        plugin = Check("tensorrt", "plugin library", True, f"{path} (from {where})")
+    return [trt, plugin]
+
+
+def _cuda() -> Check:
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        import torch
+    except Exception:
+        torch = None
+    if torch is not None and torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        return Check("cuda", "devices", True, ", ".join(names) + f" (torch CUDA {torch.version.cuda})")
+    if Path("/dev/nvidiactl").exists():
+        return Check("cuda", "devices", None, "an NVIDIA driver is present but torch sees no CUDA device")
+    why = "CUDA_VISIBLE_DEVICES hides all GPUs" if visible == "" else "no NVIDIA GPU or driver found"
+    return Check("cuda", "devices", None, why)
+
+
+def _ops() -> Check:
+    try:
+        importlib.import_module("edgeglocal.ops")  # registers every op
+        from edgeglocal.ops._registry import registered_ops
+    except Exception as exc:
+        return Check("ops", "edgeglocal ops", False, f"could not import edgeglocal.ops ({type(exc).__name__}: {exc})")
+    names = sorted(registered_ops())
+    return Check("ops", "edgeglocal ops", bool(names), ", ".join(names) or "none registered")
+
+
+def environment_report() -> list[Check]:
+    """Every check, in display order."""
+    return [*_versions(), *_providers(), *_tensorrt(), _cuda(), _ops()]

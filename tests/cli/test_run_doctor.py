@@ -1,0 +1,51 @@
+"""``edgeglocal doctor`` reports what is really installed here, and the plugin search order."""
+
+from __future__ import annotations
+
+import cv2
+import onnxruntime as ort
+from typer.testing import CliRunner
+
+from edgeglocal.cli.app import app
+from edgeglocal.runtime.environment import environment_report
+from edgeglocal.runtime.plugins import LIBRARY_NAME, find_plugin_library, plugin_search_paths
+
+
+def _by_name():
+    return {c.name: c for c in environment_report()}
+
+
+def test_doctor_prints_versions_and_providers_and_exits_0():
+    result = CliRunner().invoke(app, ["doctor"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert ort.__version__ in text and cv2.__version__ in text
+    assert "CPUExecutionProvider" in text and "plugin library" in text
+
+
+def test_report_matches_the_installed_libraries():
+    checks = _by_name()
+    assert checks["onnxruntime"].detail == ort.__version__ and checks["opencv"].ok
+    assert all(p in checks["providers"].detail for p in ort.get_available_providers())
+    try:
+        import tensorrt
+    except ImportError:
+        assert checks["tensorrt"].ok is None and "not installed" in checks["tensorrt"].detail
+    else:
+        assert checks["tensorrt"].detail == tensorrt.__version__
+    import edgeglocal.ops
+    from edgeglocal.ops._registry import registered_ops
+
+    assert checks["edgeglocal ops"].detail == (", ".join(sorted(registered_ops())) or "none registered")
+
+
+def test_plugin_library_search_order(tmp_path, monkeypatch):
+    lib = tmp_path / LIBRARY_NAME
+    monkeypatch.setenv("EDGEGLOCAL_TRT_PLUGINS", str(lib))
+    assert [o for o, _ in plugin_search_paths()] == ["$EDGEGLOCAL_TRT_PLUGINS", "source build", "package"]
+    path, why = find_plugin_library()
+    if path is None:
+        assert f"{lib} ($EDGEGLOCAL_TRT_PLUGINS: missing)" in why
+    lib.write_bytes(b"\x7fELF")  # found by path; loading is the TensorRT backend's job
+    assert find_plugin_library() == (lib, "$EDGEGLOCAL_TRT_PLUGINS")
+    assert _by_name()["plugin library"].ok is True
