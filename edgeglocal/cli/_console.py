@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgeglocal.errors import EdgeglocalError
 
@@ -34,7 +35,7 @@ def handle_errors(func: F) -> F:
         except EdgeglocalError as exc:
             if _state["debug"]:
                 raise
-            err_console.print(f"[bold red]Error:[/] {exc}")
+            err_console.print(f"[bold red]Error:[/] {escape(str(exc))}")  # messages may hold [brackets]
             raise typer.Exit(code=exc.exit_code) from None
 
     return wrapper  # type: ignore[return-value]
