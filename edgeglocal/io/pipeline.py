@@ -9,6 +9,7 @@ stops the threads, finishes every sink and closes the task.
 
 from __future__ import annotations
 
+import inspect
 import queue
 import threading
 import time
@@ -277,6 +278,18 @@ def _stem(spec: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem) or "stream"
 
 
+def _supported_options(cls: type[Task], task: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Keep the options ``cls`` accepts; warn about the rest (one CLI serves every task)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return options
+    ignored = [k for k in options if k not in params]
+    if ignored:
+        flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+        warnings.warn(f"The {task} task does not use {flags}; ignored.", RuntimeWarning, stacklevel=3)
+    return {k: v for k, v in options.items() if k in params}
+
+
 def run(
     task: str | Task,
     source: str | Source,
@@ -317,6 +330,8 @@ def run(
             if options.get(key) is True:
                 options[key] = run_dir / pattern.format(stem=_stem(src.name))
                 task_outputs.append(options[key])
+        if not isinstance(task, Task):
+            options = _supported_options(tasks.task_class(task), task, options)
         task_obj = task if isinstance(task, Task) else tasks.create(task, model=model, **options)
         sinks: list[Sink] = []
         if show:

@@ -18,17 +18,21 @@ _TASKS = {
     "retrieve": "edgeglocal.tasks.retrieve:RetrieveTask",
 }
 
-__all__ = ["Result", "Task", "create", "task_names"]
+__all__ = ["Result", "Task", "create", "task_class", "task_names"]
 
 
 def task_names() -> list[str]:
     return list(_TASKS)
 
 
-def create(name: str, model: str | None = None, **options: Any) -> Task:
-    """Build a task; ``model`` is a bundle path, or None for the embedded default."""
+def task_class(name: str) -> type[Task]:
+    """The Task subclass registered as ``name`` (imported on demand)."""
     if name not in _TASKS:
         raise InputError(f"Unknown task {name!r}; expected one of {', '.join(_TASKS)}.")
     module_name, cls_name = _TASKS[name].split(":")
-    cls = getattr(importlib.import_module(module_name), cls_name)
-    return cls(model=model, **options)
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def create(name: str, model: str | None = None, **options: Any) -> Task:
+    """Build a task; ``model`` is a bundle path, or None for the embedded default."""
+    return task_class(name)(model=model, **options)

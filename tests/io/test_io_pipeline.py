@@ -162,3 +162,21 @@ def test_live_stream_through_pipeline(mjpeg_server, sobel_model, tmp_path):
     assert len(results) == 6
     assert all(r.edges.shape == (48, 64) for r in results)
     assert _frames(pipe.run_dir / "video.mp4") == 6
+
+
+class StrictEdges(EdgeTask):
+    """Takes no **options, like the real tasks."""
+
+    def __init__(self, model=None, threshold: float = 0.5) -> None:
+        super().__init__(model, threshold)
+
+
+def test_options_a_task_does_not_take_are_dropped_with_a_warning(vtest, sobel_model, monkeypatch):
+    from edgeglocal import tasks
+
+    monkeypatch.setitem(tasks._TASKS, "strict", f"{__name__}:StrictEdges")
+    with pytest.warns(RuntimeWarning, match="does not use --side-by-side, --topk; ignored"):
+        pipe = run("strict", str(vtest), model=str(sobel_model), max_frames=2,
+                   task_options={"threshold": 0.01, "side_by_side": True, "topk": 3})
+    results = list(pipe)
+    assert pipe.task.threshold == 0.01 and len(results) == 2
