@@ -83,11 +83,11 @@ def linear_assignment(cost: np.ndarray, thresh: float) -> tuple[np.ndarray, np.n
     rows, cols = linear_sum_assignment(aug)
     keep = (rows < n) & (cols < m)
     matches = np.stack([rows[keep], cols[keep]], axis=1)
-    return (
-        matches,
-        np.setdiff1d(np.arange(n), matches[:, 0]),
-        np.setdiff1d(np.arange(m), matches[:, 1]),
-    )
+    free_rows = np.ones(n, bool)
+    free_rows[matches[:, 0]] = False
+    free_cols = np.ones(m, bool)
+    free_cols[matches[:, 1]] = False
+    return matches, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -173,8 +173,7 @@ class ByteTracker:
         # 1) high-score detections vs. tracked + lost tracks
         cost = self._cost(confirmed, boxes[high], scores[high], embeddings, high)
         matches, rest_t, rest_d = linear_assignment(cost, self.match_thresh)
-        for ti, di in matches:
-            self._absorb(confirmed[ti], high[di], boxes, scores, classes, embeddings)
+        self._absorb([confirmed[i] for i in matches[:, 0]], high[matches[:, 1]], boxes, scores, classes, embeddings)
         high = high[rest_d]
 
         # 2) low-score detections vs. the still-unmatched tracked tracks (IoU only)
@@ -182,8 +181,7 @@ class ByteTracker:
         if self.second_stage and len(low):
             cost = 1.0 - box_iou(self._boxes(pending), boxes[low])
             matches, rest_t2, _ = linear_assignment(cost, self.second_match_thresh)
-            for ti, di in matches:
-                self._absorb(pending[ti], low[di], boxes, scores, classes, None)
+            self._absorb([pending[i] for i in matches[:, 0]], low[matches[:, 1]], boxes, scores, classes, None)
             pending = [pending[i] for i in rest_t2]
         for t in pending:
             t.state = TrackState.LOST
@@ -191,8 +189,7 @@ class ByteTracker:
         # 3) tentative tracks (seen once) need a second high-score detection to be confirmed
         cost = self._cost(unconfirmed, boxes[high], scores[high], embeddings, high)
         matches, rest_u, rest_d = linear_assignment(cost, self.unconfirmed_match_thresh)
-        for ti, di in matches:
-            self._absorb(unconfirmed[ti], high[di], boxes, scores, classes, embeddings)
+        self._absorb([unconfirmed[i] for i in matches[:, 0]], high[matches[:, 1]], boxes, scores, classes, embeddings)
         for i in rest_u:
             unconfirmed[i].state = TrackState.REMOVED
         high = high[rest_d]
@@ -253,26 +250,31 @@ class ByteTracker:
 
     def _absorb(
         self,
-        track: Track,
-        di: int,
+        tracks: list[Track],
+        det_index: np.ndarray,
         boxes: np.ndarray,
         scores: np.ndarray,
         classes: np.ndarray,
         embeddings: np.ndarray | None,
     ) -> None:
-        mean, cov = self.kf.update(track.mean[None], track.cov[None], xyxy_to_xyah(boxes[di]))
-        track.mean, track.cov = mean[0], cov[0]
-        if track.state == TrackState.LOST or not track.activated:
-            track.activated = True
-        track.state = TrackState.TRACKED
-        track.score = float(scores[di])
-        track.cls = int(classes[di])
-        track.last_frame = self.frame_id
-        if embeddings is not None:
-            e = embeddings[di]
-            if track.embedding is not None:
-                e = self.embedding_momentum * track.embedding + (1 - self.embedding_momentum) * e
-            track.embedding = _normalise(e)
+        """Correct matched tracks with their detections (one batched Kalman update)."""
+        if not tracks:
+            return
+        mean, cov = self.kf.update(
+            np.stack([t.mean for t in tracks]), np.stack([t.cov for t in tracks]), xyxy_to_xyah(boxes[det_index])
+        )
+        for t, m, c, di in zip(tracks, mean, cov, det_index):
+            t.mean, t.cov = m, c
+            t.activated = True
+            t.state = TrackState.TRACKED
+            t.score = float(scores[di])
+            t.cls = int(classes[di])
+            t.last_frame = self.frame_id
+            if embeddings is not None:
+                e = embeddings[di]
+                if t.embedding is not None:
+                    e = self.embedding_momentum * t.embedding + (1 - self.embedding_momentum) * e
+                t.embedding = _normalise(e)
 
     def _start(
         self,
