@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeglocal._version import __version__
-from edgeglocal.runtime.plugins import find_plugin_library
+from edgeglocal.runtime.trt import plugin_library_status
 
 
 @dataclass
@@ -61,11 +61,11 @@ def _providers() -> list[Check]:
 
 def _tensorrt() -> list[Check]:
     trt = _version("tensorrt", group="tensorrt", required=False)
-    path, where = find_plugin_library()
+    path, how = plugin_library_status()
     if path is None:
-        plugin = Check("tensorrt", "plugin library", None, f"not found; searched {where}")
+        plugin = Check("tensorrt", "plugin library", None, how)
     else:
-        plugin = Check("tensorrt", "plugin library", True, f"{path} (from {where})")
+        plugin = Check("tensorrt", "plugin library", True, f"{path} ({how})")
     return [trt, plugin]
 
 

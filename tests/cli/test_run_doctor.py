@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from edgeglocal.cli.app import app
 from edgeglocal.runtime.environment import environment_report
-from edgeglocal.runtime.plugins import LIBRARY_NAME, find_plugin_library, plugin_search_paths
+from edgeglocal.runtime.trt import PLUGIN_LIBRARY
 
 
 def _by_name():
@@ -39,13 +39,11 @@ def test_report_matches_the_installed_libraries():
     assert checks["edgeglocal ops"].detail == (", ".join(sorted(registered_ops())) or "none registered")
 
 
-def test_plugin_library_search_order(tmp_path, monkeypatch):
-    lib = tmp_path / LIBRARY_NAME
+def test_plugin_library_found_or_explained(tmp_path, monkeypatch):
+    lib = tmp_path / PLUGIN_LIBRARY
     monkeypatch.setenv("EDGEGLOCAL_TRT_PLUGINS", str(lib))
-    assert [o for o, _ in plugin_search_paths()] == ["$EDGEGLOCAL_TRT_PLUGINS", "source build", "package"]
-    path, why = find_plugin_library()
-    if path is None:
-        assert f"{lib} ($EDGEGLOCAL_TRT_PLUGINS: missing)" in why
-    lib.write_bytes(b"\x7fELF")  # found by path; loading is the TensorRT backend's job
-    assert find_plugin_library() == (lib, "$EDGEGLOCAL_TRT_PLUGINS")
-    assert _by_name()["plugin library"].ok is True
+    missing = _by_name()["plugin library"]
+    assert missing.ok is None and str(lib) in missing.detail and "does not exist" in missing.detail
+    lib.write_bytes(b"\x7fELF")  # found by path; loading it is the TensorRT backend's job
+    found = _by_name()["plugin library"]
+    assert found.ok is True and found.detail == f"{lib} (from $EDGEGLOCAL_TRT_PLUGINS)"
