@@ -63,18 +63,21 @@ class _Graph:
     def reverse_last(self, x: str) -> str:
         return self("Slice", x, self.const([-1]), self.const([_INT64_MIN]), self.const([-1]), self.const([-1]))
 
-    def subgraph(self, name: str, inputs: list[str], outputs: list[str]) -> onnx.GraphProto:
-        float_info = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, None)  # noqa: E731
-        return helper.make_graph(self.nodes, name, [float_info(i) for i in inputs], [float_info(o) for o in outputs])
+    def subgraph(self, name: str, inputs: list[str], outputs: list[str], rank: int | None = None) -> onnx.GraphProto:
+        """The collected nodes as a graph; ``rank`` declares the rank of every input and output
+        (ONNX Runtime's Scan needs shaped body outputs even when the model inputs are unshaped)."""
+        shape = None if rank is None else [None] * rank
+        info = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)  # noqa: E731
+        return helper.make_graph(self.nodes, name, [info(i) for i in inputs], [info(o) for o in outputs])
 
 
 def _recurrence_body() -> onnx.GraphProto:
-    """Scan body: (h, dA_t, dBu_t) -> (h', h') with h' = dA_t * h + dBu_t."""
+    """Scan body: (h, dA_t, dBu_t) -> (h', h') with h' = dA_t * h + dBu_t; all (b, g, d/g, n)."""
     g = _Graph("step")
     h = g("Add", g("Mul", "dA_t", "h"), "dBu_t")
     g.nodes.append(helper.make_node("Identity", [h], ["h_out"]))
     g.nodes.append(helper.make_node("Identity", [h], ["h_seq"]))
-    return g.subgraph("selective_scan_step", ["h", "dA_t", "dBu_t"], ["h_out", "h_seq"])
+    return g.subgraph("selective_scan_step", ["h", "dA_t", "dBu_t"], ["h_out", "h_seq"], rank=4)
 
 
 def _softplus(g: _Graph, x: str) -> str:

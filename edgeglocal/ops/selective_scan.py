@@ -36,9 +36,9 @@ def _check(u, delta, A, B, C, D, z, delta_bias) -> tuple[torch.Tensor, torch.Ten
             check_tensor(name, t, ("b", "n", "l"), dims=dims, op=OP)
             t = t.unsqueeze(1)
         check_tensor(name, t, ("b", "g", "n", "l"), dims=dims, op=OP)
+        if dims["d"] % dims["g"]:
+            raise InputError(f"{OP}: argument {name!r} has {dims['g']} groups, expected a divisor of d={dims['d']}.")
         grouped.append(t)
-    if dims["d"] % dims["g"]:
-        raise InputError(f"{OP}: argument 'B' has {dims['g']} groups, expected a divisor of d={dims['d']}.")
     for name, t, shape in (("D", D, ("d",)), ("z", z, ("b", "d", "l")), ("delta_bias", delta_bias, ("d",))):
         if t is not None:
             check_tensor(name, t, shape, dims=dims, op=OP)
