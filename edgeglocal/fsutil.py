@@ -11,6 +11,11 @@ from typing import Iterator
 
 from edgeglocal.errors import SinkError
 
+#: The process umask, read once (os.umask can only be read by setting it): mkstemp creates files
+#: 0600, and outputs should get the same permissions as any other file the user writes.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
@@ -25,6 +30,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         prefix=f".{final.stem}.", suffix=suffix or final.suffix, dir=final.parent
     )
     os.close(fd)
+    os.chmod(tmp_name, 0o666 & ~_UMASK)
     tmp = Path(tmp_name)
     try:
         yield tmp
