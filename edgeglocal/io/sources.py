@@ -13,6 +13,7 @@ import os
 import queue
 import threading
 import time
+import urllib.parse
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from edgeglocal.errors import InputError, SourceError
 from edgeglocal.io.frame import Frame
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: URLs ending like this are files on a server (every frame, then the end), not live streams.
+FILE_URL_SUFFIXES = IMAGE_SUFFIXES + (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".ts")
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://")
 _GLOB_CHARS = "*?["
 
@@ -94,9 +97,9 @@ class ImageSource(Source):
 
 
 class VideoSource(Source):
-    """A video file decoded in order; every ``vid_stride``-th frame is delivered."""
+    """A video file (local, or a file URL) decoded in order; every ``vid_stride``-th frame is delivered."""
 
-    def __init__(self, path: Path, vid_stride: int = 1, max_frames: int | None = None) -> None:
+    def __init__(self, path: Path | str, vid_stride: int = 1, max_frames: int | None = None) -> None:
         self.name = str(path)
         self.path = path
         self.vid_stride = vid_stride
@@ -377,6 +380,8 @@ def open_source(
     if text.isdigit():
         return _camera(int(text), vid_stride, max_frames, reconnect)
     if text.lower().startswith(URL_SCHEMES):
+        if Path(urllib.parse.urlparse(text).path).suffix.lower() in FILE_URL_SUFFIXES:
+            return VideoSource(text, vid_stride, max_frames)
         return _stream(text, vid_stride, max_frames, reconnect)
     path = Path(text).expanduser()
     if any(c in text for c in _GLOB_CHARS) and not path.exists():

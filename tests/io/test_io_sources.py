@@ -136,3 +136,19 @@ def test_streams_file_tags_frames_with_their_source(tmp_path, vtest):
     for f in frames:
         by_source.setdefault(f.source, []).append(f.index)
     assert by_source == {str(vtest): [0, 1, 2, 3], str(tmp_path / "pics"): [0, 1, 2]}
+
+
+def test_file_urls_are_read_to_the_end_not_as_live_streams():
+    from range_server import RangeServer
+
+    media = Path(__file__).resolve().parents[2] / "samples" / "media"
+    with RangeServer(media) as server:
+        with open_source(f"{server.base}/vtest_80.mp4", vid_stride=10) as src:
+            assert not src.is_live and src.total == 8
+            frames = list(src)
+        assert [f.index for f in frames] == list(range(0, 80, 10))
+        with open_source(f"{server.base}/aero1.jpg") as src:
+            images = list(src)
+    assert len(images) == 1
+    local = cv2.imread(str(media / "aero1.jpg")).astype(np.float32)
+    assert np.abs(images[0].image - local).mean() < 3  # FFmpeg's JPEG decoder rounds a little differently
