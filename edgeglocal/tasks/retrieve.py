@@ -39,7 +39,8 @@ class RetrieveTask(Task):
     """Search a gallery index (``edgeglocal index build``) with every frame.
 
     ``model`` must be the embedder the index was built with (None = the default MobileNetV2 + GeM);
-    ``rerank`` re-scores the top ``rerank_m`` results with SuperGlobal's MDescAug + RerankwMDA.
+    ``rerank`` re-scores the top ``rerank_m`` results with SuperGlobal's MDescAug + RerankwMDA;
+    ``threshold`` drops matches scoring below it (so a frame showing nothing known has no matches).
     """
 
     name = "retrieve"
@@ -51,6 +52,7 @@ class RetrieveTask(Task):
         topk: int = 5,
         rerank: bool = False,
         rerank_m: int = 100,
+        threshold: float | None = None,
         device: str = "auto",
         search_backend: str = "auto",
     ) -> None:
@@ -69,6 +71,7 @@ class RetrieveTask(Task):
         self.rerank = rerank
         self.rerank_m = max(rerank_m, self.topk)
         self.search_backend = search_backend
+        self.threshold = -np.inf if threshold is None else threshold
         self._thumbs: dict[tuple[int, int], np.ndarray] = {}
 
     def preprocess(self, frame: Frame) -> Feeds:
@@ -88,7 +91,8 @@ class RetrieveTask(Task):
     def postprocess(self, outputs: Outputs, frame: Frame) -> RetrievalResult:
         scores, idx = self.search(outputs["embedding"])
         return RetrievalResult(
-            frame.index, [Match(self.gallery.paths[i], float(s), int(i)) for s, i in zip(scores[0], idx[0])]
+            frame.index,
+            [Match(self.gallery.paths[i], float(s), int(i)) for s, i in zip(scores[0], idx[0]) if s >= self.threshold],
         )
 
     def render(self, result: RetrievalResult, frame: Frame) -> np.ndarray:

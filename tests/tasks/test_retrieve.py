@@ -179,3 +179,5 @@ def test_retrieve_task_finds_and_renders_matches(gallery, tmp_path):
     assert image.shape == (photo.shape[0], photo.shape[1] + cell_h * 4 // 3, 3)
     np.testing.assert_array_equal(image[:, : photo.shape[1]], photo)
     assert image[:, photo.shape[1] :].std() > 10  # thumbnails were drawn, not a blank strip
+    strict = RetrieveTask(index=path, topk=3, rerank=True, threshold=result.matches[0].score - 1e-4)
+    assert [m.path for m in strict(frame).matches] == [gal.paths[target]]
