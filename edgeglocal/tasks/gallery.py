@@ -145,14 +145,18 @@ class Gallery:
         if not path.is_file():
             raise InputError(f"Index {path} does not exist; build one with `edgeglocal index build GALLERY_DIR`.")
         try:
-            with np.load(path, allow_pickle=False) as data:
+            data = np.load(path, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("a bare array, not an index archive")
+            with data:
                 fmt = int(data["format"])
                 emb = np.asarray(data["embeddings"], np.float32)
                 paths = [str(p) for p in data["paths"]]
                 model_id, root = str(data["model_id"]), str(data["root"])
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            detail = str(exc).strip("'\"") or type(exc).__name__
             raise InputError(
-                f"Index {path} is not a readable edgeglocal index ({type(exc).__name__}); rebuild it with "
+                f"Index {path} is not a readable edgeglocal index ({detail}); rebuild it with "
                 "`edgeglocal index build`."
             ) from exc
         if fmt > INDEX_FORMAT:

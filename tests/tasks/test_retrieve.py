@@ -162,6 +162,33 @@ def test_corrupt_or_foreign_index_fails_with_one_sentence(gallery, tmp_path):
         RetrieveTask(index=tmp_path / "foreign.idx")
 
 
+def write_damaged(path: Path, kind: str) -> Path:
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "bare-array":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros(3))
+    elif kind == "other-archive":
+        with open(path, "wb") as f:
+            np.savez(f, weights=np.zeros(2))
+    elif kind == "object-array":  # would need pickle to load
+        with open(path, "wb") as f:
+            np.savez(f, format=np.array(1), embeddings=np.array([{"a": 1}], dtype=object),
+                     paths=np.array(["x.png"]), model_id=np.array("m"), root=np.array("/"))
+    else:  # "mismatched": 2 vectors, 3 paths
+        Gallery(np.eye(2, 4, dtype=np.float32), ["a.png", "b.png", "c.png"], "m", "/").save(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["empty", "bare-array", "other-archive", "object-array", "mismatched"])
+def test_damaged_index_files_fail_with_one_sentence(tmp_path, kind):
+    path = write_damaged(tmp_path / f"{kind}.idx", kind)
+    with pytest.raises(InputError) as info:
+        Gallery.load(path)
+    message = str(info.value)
+    assert str(path) in message and "index" in message and message.count(". ") == 0
+
+
 def test_retrieve_task_finds_and_renders_matches(gallery, tmp_path):
     gal, root = gallery
     path = gal.save(tmp_path / "g.idx")
