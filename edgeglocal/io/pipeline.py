@@ -242,12 +242,15 @@ class Pipeline:
 
 
 class _PerSourceVideo:
-    """One :class:`VideoSink` per source of a (multi-)source run, named after the source."""
+    """One :class:`VideoSink` per source of a (multi-)source run, named after the source.
+
+    With ``vid_stride`` N the video plays at fps / N, so that it lasts as long as the input.
+    """
 
     needs_image = True
 
-    def __init__(self, folder: Path, fps: float | None) -> None:
-        self.folder, self.fps = folder, fps
+    def __init__(self, folder: Path, fps: float | None, vid_stride: int = 1) -> None:
+        self.folder, self.fps, self.vid_stride = folder, fps, vid_stride
         self.videos: dict[str, VideoSink] = {}
 
     def write(self, frame: Frame, image: Any, record: dict[str, Any]) -> None:
@@ -256,7 +259,9 @@ class _PerSourceVideo:
             stem = _stem(frame.source)
             if any(v.path.stem == stem for v in self.videos.values()):
                 stem = f"{stem}_{len(self.videos)}"
-            sink = self.videos[frame.source] = VideoSink(self.folder / f"{stem}.mp4", frame.fps or self.fps)
+            fps = frame.fps or self.fps
+            sink = VideoSink(self.folder / f"{stem}.mp4", fps / self.vid_stride if fps else None)
+            self.videos[frame.source] = sink
         sink.write(frame, image, record)
 
     def close(self) -> None:
@@ -340,7 +345,8 @@ def run(
             except SinkError as exc:
                 warnings.warn(str(exc), RuntimeWarning, stacklevel=2)
         if save:
-            sinks.append(ImageSink(run_dir) if isinstance(src, ImageSource) else _PerSourceVideo(run_dir, src.fps))
+            video = _PerSourceVideo(run_dir, src.fps, vid_stride)
+            sinks.append(ImageSink(run_dir) if isinstance(src, ImageSource) else video)
         if save_json:
             sinks.append(JsonlSink(run_dir / "results.jsonl"))
     except BaseException:
