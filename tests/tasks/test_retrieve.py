@@ -208,3 +208,24 @@ def test_retrieve_task_finds_and_renders_matches(gallery, tmp_path):
     assert image[:, photo.shape[1] :].std() > 10  # thumbnails were drawn, not a blank strip
     strict = RetrieveTask(index=path, topk=3, rerank=True, threshold=result.matches[0].score - 1e-4)
     assert [m.path for m in strict(frame).matches] == [gal.paths[target]]
+
+
+def test_run_cli_retrieves_from_an_image_folder(gallery, tmp_path, monkeypatch):
+    from edgeglocal.cli.app import app
+
+    gal, _ = gallery
+    index = gal.save(tmp_path / "g.idx")
+    queries = tmp_path / "queries"
+    queries.mkdir()
+    targets = [1, 5]
+    for n, i in enumerate(targets):
+        cv2.imwrite(str(queries / f"q{n}.jpg"), transform(cv2.imread(str(gal.image_path(i))), "flip"))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", "-t", "retrieve", "-s", str(queries), "--index", str(index),
+                                      "--topk", "2", "--save-json", "--save"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (tmp_path / "runs/retrieve/exp/results.jsonl").read_text().splitlines()]
+    assert [r["matches"][0]["path"] for r in records] == [gal.paths[i] for i in targets]
+    assert all(len(r["matches"]) == 2 for r in records)
+    saved = cv2.imread(str(tmp_path / "runs/retrieve/exp/q0.jpg"))
+    assert saved is not None and saved.shape[1] > cv2.imread(str(queries / "q0.jpg")).shape[1]  # strip added
