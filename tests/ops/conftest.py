@@ -12,28 +12,22 @@ import torch
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
-from edgeglocal.ops._registry import DOMAIN, OPSET_VERSION, PLUGIN_ATTRS, custom_translation_table, registered_ops
+from edgeglocal.export.passes import attach_edgeglocal_functions
+from edgeglocal.ops._registry import DOMAIN, PLUGIN_ATTRS, custom_translation_table
 
 OPSET = 18
 
 
-def _attach_functions(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The export graph pass in miniature: append each used op's body and import the edgeglocal opset."""
-    opset = next(o.version for o in model.opset_import if o.domain == "")
-    used = {n.op_type for n in model.graph.node if n.domain == DOMAIN}
-    model.functions.extend(registered_ops()[op].function(opset) for op in sorted(used))
-    if not any(o.domain == DOMAIN for o in model.opset_import):
-        model.opset_import.append(helper.make_opsetid(DOMAIN, OPSET_VERSION))
-    return model
-
-
 def export_module(module: torch.nn.Module, args: tuple, dynamic_shapes=None) -> onnx.ModelProto:
-    """torch.onnx.export(dynamo=True) with edgeglocal's translation table, then attach the bodies."""
+    """In memory, with any dynamic dims (``to_onnx`` names only batch/H/W): dynamo export with the
+    translation table, then the exporter's own graph pass."""
     program = torch.onnx.export(
         module.eval(), args, dynamo=True, opset_version=OPSET, dynamic_shapes=dynamic_shapes,
         custom_translation_table=custom_translation_table(), verbose=False,
     )
-    return _attach_functions(program.model_proto)
+    model = program.model_proto
+    attach_edgeglocal_functions(model)
+    return model
 
 
 def node_model(op_type: str, inputs: list[str], elem_type: int, **attrs) -> onnx.ModelProto:
@@ -45,7 +39,8 @@ def node_model(op_type: str, inputs: list[str], elem_type: int, **attrs) -> onnx
         [helper.make_tensor_value_info("y", elem_type, None)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    return _attach_functions(model)
+    attach_edgeglocal_functions(model)
+    return model
 
 
 def run_ort(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> np.ndarray:

@@ -9,6 +9,7 @@ import torch
 from onnx import TensorProto
 
 from edgeglocal.errors import InputError
+from edgeglocal.export import to_onnx
 from edgeglocal.ops import selective_scan, selective_scan_fn, selective_scan_ref
 from edgeglocal.ops._registry import DOMAIN, PLUGIN_ATTRS, registered_ops
 
@@ -184,8 +185,11 @@ def test_exported_model_agrees_at_other_batch_and_length(case, onnx_kit):
         assert_close(onnx_kit.reference_evaluator(model, feeds), want, 1e-5)
 
 
-def test_exported_node_follows_the_custom_op_contract(onnx_kit):
-    _, model = _export(onnx_kit, make_inputs(2, 6, 4, 37, 2), True)
+def test_exported_node_follows_the_custom_op_contract(tmp_path):
+    args = make_inputs(2, 6, 4, 37, 2)
+    manifest = to_onnx(ScanBlock(args, True), _activations(args), tmp_path / "scan.onnx", dynamic="batch")
+    assert manifest.custom_ops == ["SelectiveScan"]
+    model = onnx.load(tmp_path / "scan.onnx")
     onnx.checker.check_model(model, full_check=True)
     ours = [n for n in model.graph.node if n.domain == DOMAIN]
     assert [n.op_type for n in ours] == ["SelectiveScan"]
