@@ -20,7 +20,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from edgeglocal.errors import InputError
+from edgeglocal.errors import BackendUnavailable, InputError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 EMBED_TASKS = ("features", "retrieve", "reid")
@@ -177,6 +177,8 @@ class Gallery:
             backend = "faiss" if _faiss_available() else "numpy"
         if backend == "faiss":
             if self._faiss is None:
+                if not _faiss_available():
+                    raise BackendUnavailable("Search backend 'faiss' needs the faiss package; install faiss-cpu.")
                 import faiss
 
                 index = faiss.IndexFlatIP(self.embeddings.shape[1])
