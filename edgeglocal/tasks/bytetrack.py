@@ -160,7 +160,12 @@ class ByteTracker:
             raise InputError(f"Detections have {n} boxes but {len(scores)} scores; expected one score per box.")
         classes = np.zeros(n, np.int64) if classes is None else np.asarray(classes).reshape(-1)
         if embeddings is not None:
-            embeddings = _normalise(np.asarray(embeddings, dtype=np.float64).reshape(n, -1))
+            embeddings = np.asarray(embeddings, dtype=np.float64)
+            if embeddings.ndim != 2 or len(embeddings) != n:
+                raise InputError(
+                    f"Embeddings have shape {embeddings.shape} for {n} boxes; expected one row per box."
+                )
+            embeddings = _normalise(embeddings)
         self.frame_id += 1
 
         high = np.flatnonzero(scores >= self.high_thresh)

@@ -212,6 +212,8 @@ def test_mot_file_round_trip(tmp_path):
 def test_bad_inputs_fail_with_one_sentence(tmp_path):
     with pytest.raises(InputError, match="scores"):
         ByteTracker().update(np.zeros((3, 4)), np.zeros(2))
+    with pytest.raises(InputError, match="one row per box"):
+        ByteTracker().update(np.zeros((2, 4)), np.ones(2), embeddings=np.ones((4, 8)))
     with pytest.raises(InputError, match="thresholds"):
         ByteTracker(low_thresh=0.7, high_thresh=0.5)
     bad = tmp_path / "bad.txt"
