@@ -33,7 +33,8 @@ _END = object()
 
 @dataclass
 class PipelineStats:
-    """Live numbers for a progress display: throughput, per-stage latency (ms, moving average), drops."""
+    """Live numbers for a progress display: FPS (average since the start), per-stage latency (ms,
+    exponential moving average), frames a live source dropped, and stream reconnects."""
 
     frames: int = 0
     total: int | None = None
@@ -44,9 +45,8 @@ class PipelineStats:
     latency_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
 
     def _add(self, stage: str, seconds: float, alpha: float = 0.1) -> None:
-        ms = seconds * 1000.0
-        old = self.latency_ms[stage]
-        self.latency_ms[stage] = ms if self.frames <= 1 and old == 0.0 else old + alpha * (ms - old)
+        ms, old = seconds * 1000.0, self.latency_ms[stage]
+        self.latency_ms[stage] = ms if self.frames == 1 else old + alpha * (ms - old)
 
 
 @dataclass
@@ -71,7 +71,6 @@ class Pipeline:
         sinks: list[Sink],
         run_dir: Path | None = None,
         on_stats: Callable[[PipelineStats], None] | None = None,
-        queue_size: int | None = None,
         task_outputs: list[Path] | None = None,
     ) -> None:
         self.task, self.source, self.sinks, self.run_dir = task, source, sinks, run_dir
@@ -79,7 +78,7 @@ class Pipeline:
         #: Called with :attr:`stats` after every frame, from the iterating thread.
         self.on_stats = on_stats
         self._task_outputs = task_outputs or []
-        size = queue_size or (1 if source.is_live else 4)
+        size = 1 if source.is_live else 4  # live: stay close to the newest frame
         self._decoded: queue.Queue = queue.Queue(maxsize=size)
         self._inferred: queue.Queue = queue.Queue(maxsize=size)
         self._stop = threading.Event()
