@@ -41,3 +41,16 @@ def test_dehaze_video_with_stride(tmp_path):
     cap = cv2.VideoCapture(str(run_dir / "vtest_80.mp4"))
     # 10 fps input, every 20th frame: 0.5 fps, so the 8 s clip still lasts 8 s.
     assert cap.get(cv2.CAP_PROP_FRAME_COUNT) == 4 and cap.get(cv2.CAP_PROP_FPS) == pytest.approx(0.5)
+
+
+def test_python_embedding_sample(tmp_path):
+    import subprocess
+    import sys
+
+    sample = MEDIA.parent / "python" / "run_stream.py"
+    env = {"PYTHONPATH": str(MEDIA.parents[1]), "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([sys.executable, str(sample), "--source", str(MEDIA / "aero3.jpg"), "--save"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("frame 0: {") and "saved to runs/dehaze/exp" in proc.stdout
+    assert cv2.imread(str(tmp_path / "runs" / "dehaze" / "exp" / "aero3.jpg")).shape == cv2.imread(str(MEDIA / "aero3.jpg")).shape
