@@ -128,9 +128,10 @@ class TrtBackend:
         trt = import_tensorrt()
         self._torch = torch = _torch_cuda()
         self._trt = trt
-        needs_plugins = bool(manifest and manifest.custom_ops) or plugins is not None
-        if needs_plugins:
+        if (manifest is not None and manifest.custom_ops) or plugins is not None:
             load_plugin_library(trt, find_plugin_library(plugins))
+        elif manifest is None and (found := plugin_library_status()[0]) is not None:
+            load_plugin_library(trt, found)  # a bare engine may hold our plugins; nothing says it does not
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
@@ -138,7 +139,8 @@ class TrtBackend:
             built = (manifest.engine or {}) if manifest else {}
             raise BundleError(
                 f"TensorRT {trt.__version__} could not deserialize {path} (built with TensorRT "
-                f"{built.get('tensorrt', '?')} on {built.get('gpu', '?')}); rebuild it here with `edgeglocal build`."
+                f"{built.get('tensorrt', '?')} on {built.get('gpu', '?')}, or its plugins are not registered); "
+                "rebuild it here with `edgeglocal build`."
             )
         self._context = self._engine.create_execution_context()
         self._device = torch.device("cuda", torch.cuda.current_device())
