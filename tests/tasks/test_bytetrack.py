@@ -85,32 +85,45 @@ def test_linear_assignment_respects_threshold():
 # -- ByteTrack on TUD-Campus -----------------------------------------------------------------------
 
 
-def noisy_detections(gt: np.ndarray, seed: int) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """A detector's view of the ground truth: jitter, misses, low scores, false positives."""
+def noisy_detections(
+    gt: np.ndarray, seed: int, miss: float = 0.10, jitter: float = 0.05, emb_dim: int | None = None
+) -> dict[int, tuple[np.ndarray, ...]]:
+    """A detector's view of the ground truth: jitter, misses, low scores, false positives.
+
+    With ``emb_dim``, each box also gets an appearance vector: its person's look plus noise
+    (cosine similarity ~0.8 to the same person, ~0 to others), random for false positives.
+    """
     rng = np.random.default_rng(seed)
+    looks_rng = np.random.default_rng(seed + 1000)
+    looks = looks_rng.normal(size=(int(gt[:, 1].max()) + 1, emb_dim or 1))
     frames = {}
     for f in np.unique(gt[:, 0]).astype(int):
-        boxes, scores = [], []
-        for x, y, w, h in gt[gt[:, 0] == f, 2:6]:
+        boxes, scores, embs = [], [], []
+        for tid, x, y, w, h in gt[gt[:, 0] == f, 1:6]:
             r = rng.random()
-            if r < 0.10:
-                continue  # missed
-            boxes.append(np.array([x, y, x + w, y + h]) + rng.normal(0, 0.05, 4) * [w, h, w, h])
+            if r < miss:
+                continue
+            boxes.append(np.array([x, y, x + w, y + h]) + rng.normal(0, jitter, 4) * [w, h, w, h])
             # a quarter of the people are partly occluded: the detector finds them with low scores
-            scores.append(rng.uniform(0.15, 0.45) if r < 0.35 else rng.uniform(0.6, 0.95))
+            scores.append(rng.uniform(0.15, 0.45) if r < miss + 0.25 else rng.uniform(0.6, 0.95))
+            embs.append(looks[int(tid)] + looks_rng.normal(0, 0.5, looks.shape[1]))
         for _ in range(rng.poisson(0.5)):
             x, y, w = rng.uniform(0, 640), rng.uniform(100, 400), rng.uniform(40, 100)
             boxes.append([x, y, x + w, y + 2 * w])
             scores.append(rng.uniform(0.1, 0.7))
-        frames[f] = (np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float))
+            embs.append(looks_rng.normal(size=looks.shape[1]))
+        frame = (np.asarray(boxes, float).reshape(-1, 4), np.asarray(scores, float))
+        frames[f] = frame + (np.asarray(embs).reshape(len(boxes), -1),) if emb_dim else frame
     return frames
 
 
-def track_to_mot(frames: dict[int, tuple[np.ndarray, np.ndarray]], **options) -> np.ndarray:
+def track_to_mot(frames: dict[int, tuple[np.ndarray, ...]], appearance: bool = False, **options) -> np.ndarray:
     tracker = ByteTracker(**options)
     rows = []
     for f in sorted(frames):
-        for t in tracker.update(*frames[f]):
+        boxes, scores = frames[f][:2]
+        embeddings = frames[f][2] if appearance else None
+        for t in tracker.update(boxes, scores, embeddings=embeddings):
             x1, y1, x2, y2 = t.box
             rows.append([f, t.track_id, x1, y1, x2 - x1, y2 - y1, t.score])
     return np.asarray(rows, float).reshape(-1, 7)
@@ -157,6 +170,18 @@ def test_bytetrack_on_tud_campus_is_accurate_and_second_stage_helps(tud_gt):
     for a, b in zip(with_low, without_low):
         assert a["mota"] > b["mota"] + 0.05
     assert idf1 > np.mean([s["idf1"] for s in without_low])
+
+
+def test_appearance_fusion_reduces_identity_switches(tud_gt):
+    with_app, iou_only = [], []
+    for seed in range(6):
+        # harder than above: 20 % misses and 8 % jitter make IoU alone ambiguous
+        frames = noisy_detections(tud_gt, seed, miss=0.2, jitter=0.08, emb_dim=32)
+        with_app.append(mot_scores(tud_gt, track_to_mot(frames, appearance=True)))
+        iou_only.append(mot_scores(tud_gt, track_to_mot(frames)))
+    # measured: IDF1 0.78 vs 0.72, 5 vs 22 switches over the 6 sequences
+    assert np.mean([s["idf1"] for s in with_app]) > np.mean([s["idf1"] for s in iou_only]) + 0.01
+    assert sum(s["num_switches"] for s in with_app) < sum(s["num_switches"] for s in iou_only)
 
 
 def test_clean_detections_track_almost_perfectly(tud_gt):
