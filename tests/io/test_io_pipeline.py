@@ -183,3 +183,18 @@ def test_options_a_task_does_not_take_are_dropped_with_a_warning(vtest, sobel_mo
                    task_options={"threshold": 0.01, "side_by_side": True, "topk": 3})
     results = list(pipe)
     assert pipe.task.threshold == 0.01 and len(results) == 2
+
+
+def test_run_survives_a_stream_drop(mjpeg_server, sobel_model):
+    marks = {}
+
+    def on_stats(stats):
+        if stats.frames == 5:
+            marks["seq"] = mjpeg_server.seq
+            mjpeg_server.drop(1.0)
+
+    task = EdgeTask(str(sobel_model))
+    results = list(run(task, mjpeg_server.url, max_frames=15, on_stats=on_stats))
+    assert len(results) == 15 and mjpeg_server.connections >= 2
+    assert task.postprocessed == sorted(set(task.postprocessed))  # in order, none repeated
+    assert mjpeg_server.seq >= marks["seq"] + 10  # the last frames were served after the reconnect
