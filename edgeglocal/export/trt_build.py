@@ -220,8 +220,8 @@ def build_engine(
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strongly_typed else 0
-    network = builder.create_network(flags)
+    typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # the default once removed
+    network = builder.create_network(1 << int(typed_flag) if strongly_typed and typed_flag is not None else 0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(bundle)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
