@@ -229,3 +229,49 @@ def test_run_cli_retrieves_from_an_image_folder(gallery, tmp_path, monkeypatch):
     assert all(len(r["matches"]) == 2 for r in records)
     saved = cv2.imread(str(tmp_path / "runs/retrieve/exp/q0.jpg"))
     assert saved is not None and saved.shape[1] > cv2.imread(str(queries / "q0.jpg")).shape[1]  # strip added
+
+
+def colour_embedder_bundle(path: Path) -> Path:
+    """A real (tiny) embedding bundle: mean colour of the image, fixed batch of 1, task "retrieve"."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgeglocal.bundle import Manifest, Preprocess, TensorSpec
+
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+         helper.make_node("Flatten", ["pooled"], ["embedding"])],
+        "mean_colour",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [1, 3])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    Manifest(
+        task="retrieve", arch="mean_colour",
+        inputs=[TensorSpec("image", [1, 3, 32, 32], preprocess=Preprocess(color="RGB", resize="stretch", size=[32, 32]))],
+        outputs=[TensorSpec("embedding", [1, 3])],
+    ).save(path.with_suffix(".json"))
+    return path
+
+
+def test_index_and_queries_with_an_embedding_bundle(gallery, tmp_path):
+    from edgeglocal.cli.app import app
+
+    _, root = gallery
+    bundle = colour_embedder_bundle(tmp_path / "colour.onnx")
+    out = tmp_path / "colour.idx"
+    result = CliRunner().invoke(app, ["index", "build", str(root), "-o", str(out), "--model", str(bundle), "-b", "4"])
+    assert result.exit_code == 0, result.output
+    index = Gallery.load(out)
+    assert index.model_id.startswith("mean_colour:") and index.embeddings.shape == (len(index), 3)
+    # the embedding really is the normalised mean RGB colour of the 32x32 image
+    img = cv2.resize(cv2.imread(str(index.image_path(0))), (32, 32), interpolation=cv2.INTER_AREA)
+    rgb = img[..., ::-1].reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(index.embeddings[0], rgb / np.linalg.norm(rgb), atol=1e-3)
+    with pytest.raises(InputError, match="was built with model 'mean_colour"):
+        RetrieveTask(index=out)  # default embedder vs. a bundle-built index
+    task = RetrieveTask(model=bundle, index=out, topk=1)
+    photo = cv2.imread(str(index.image_path(3)))
+    assert task(Frame(photo, 0, 0.0, "test")).matches[0].path == index.paths[3]
