@@ -15,7 +15,6 @@ import functools
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch._subclasses.fake_tensor import is_fake
 
 from edgeglocal.errors import InputError
@@ -246,7 +245,11 @@ def _window_attention_fast(
     if sh or sw:
         mask = cached(_shift_mask)(h, w, (wh, ww), (sh, sw), qkv.device)
         bias = mask if bias is None else bias + mask
-    y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    # plain batched matmuls: on CPU they beat scaled_dot_product_attention with 5-D inputs and a mask
+    scores = torch.matmul(q * scale, k.transpose(-2, -1))
+    if bias is not None:
+        scores = scores + bias
+    y = torch.matmul(scores.softmax(-1), v)
     # (b, nW, heads, N, hd) -> (b, h, w, c)
     y = y.view(b, h // wh, w // ww, num_heads, wh, ww, -1).permute(0, 1, 4, 2, 5, 3, 6).reshape(b, h, w, c)
     if sh or sw:
