@@ -41,7 +41,12 @@ def build_command(
         with stage(f"Build TensorRT engine from {bundle.name}") as info:
             result = build_engine(bundle, output, fp16=fp16, int8=int8, shapes=shapes, timing_cache=timing_cache,
                                   plugins=plugins, workspace_gb=workspace, progress=progress)
-            plugin = result.plugin_library.name if result.plugin_library else "none (ONNX function bodies)"
+            if result.plugin_library:
+                plugin = result.plugin_library.name
+            elif result.custom_ops:
+                plugin = f"not found, so {', '.join(result.custom_ops)} run as their ONNX function bodies"
+            else:
+                plugin = "none needed"
             info["detail"] = f"{result.precision}, plugins: {plugin}"
 
     for name, (lo, opt, hi) in result.profile.items():

@@ -42,6 +42,7 @@ class BuildResult:
     precision: str
     plugin_library: Path | None
     profile: Profile
+    custom_ops: list[str]
 
 
 def parse_shapes(text: str | None, input_names: list[str]) -> Profile:
@@ -135,8 +136,8 @@ def _has_qdq(model: onnx.ModelProto) -> bool:
     return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
 
 
-def _has_edgeglocal_ops(model: onnx.ModelProto) -> bool:
-    return any(n.domain == "edgeglocal" for n in model.graph.node)
+def _edgeglocal_ops(model: onnx.ModelProto) -> list[str]:
+    return sorted({n.op_type for n in model.graph.node if n.domain == "edgeglocal"})
 
 
 def _sha256(path: Path) -> str:
@@ -204,7 +205,7 @@ def build_engine(
     if int8 and not qdq:
         raise InputError(
             f"--int8 needs an explicitly quantized bundle (Q/DQ nodes) and {bundle.name} has none; "
-            "run `edgeglocal quantize --int8` first."
+            "run `edgeglocal quantize -p int8 --calib IMAGES` first."
         )
 
     trt = import_tensorrt()
@@ -212,9 +213,10 @@ def build_engine(
     if strongly_typed and fp16 and graph_mode == "fp32":
         raise InputError(
             f"TensorRT {trt.__version__} builds strongly typed networks, so --fp16 cannot lower the fp32 "
-            f"bundle {bundle.name}; run `edgeglocal quantize --fp16` and build that bundle."
+            f"bundle {bundle.name}; run `edgeglocal quantize -p fp16` and build that bundle."
         )
-    plugin_path = _plugin_library(plugins, _has_edgeglocal_ops(model))
+    custom_ops = _edgeglocal_ops(model)
+    plugin_path = _plugin_library(plugins, bool(custom_ops))
     if plugin_path is not None:
         load_plugin_library(trt, plugin_path)
 
@@ -269,7 +271,7 @@ def build_engine(
             "built_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         written = manifest.save(manifest_path(engine_path))
-    return BuildResult(engine_path, written, precision, plugin_path, profile)
+    return BuildResult(engine_path, written, precision, plugin_path, profile, custom_ops)
 
 
 def _plugin_library(explicit: str | os.PathLike | None, needed: bool) -> Path | None:
