@@ -89,3 +89,18 @@ def scan_fast(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus
         torch.matmul(hs, C_t[s:e].unsqueeze(-1), out=y[s:e])
     y = y.reshape(l, b, d).permute(1, 2, 0)
     return _finish(y, u, D, z, cd)
+
+
+def recompute_backward(fn, inputs: tuple, grad: torch.Tensor, needs_grad: tuple[bool, ...]) -> tuple:
+    """Gradients of ``fn(*inputs)`` by re-running it under autograd (``None`` where not needed).
+
+    The custom ops pass the differentiable reference recurrence as ``fn``: gradients are exact but
+    cost a sequential pass; edgeglocal exports and runs models, it does not train them fast.
+    """
+    with torch.enable_grad():
+        leaves = tuple(
+            t.detach().requires_grad_(need) if isinstance(t, torch.Tensor) else t for t, need in zip(inputs, needs_grad)
+        )
+        wanted = [t for t, need in zip(leaves, needs_grad) if need and isinstance(t, torch.Tensor)]
+        grads = iter(torch.autograd.grad(fn(*leaves), wanted, grad, allow_unused=True) if wanted else ())
+    return tuple(next(grads) if need and isinstance(t, torch.Tensor) else None for t, need in zip(leaves, needs_grad))

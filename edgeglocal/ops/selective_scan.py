@@ -9,6 +9,7 @@ the chunked fast path of :mod:`edgeglocal.ops._scan_core`; under ``torch.export`
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import onnx
@@ -16,7 +17,7 @@ import torch
 
 from edgeglocal.errors import InputError
 from edgeglocal.ops._registry import EDGEGLOCAL_OPSET, PLUGIN_ATTRS, OnnxOpDef, make_schema, register_op
-from edgeglocal.ops._scan_core import scan_fast, scan_reference
+from edgeglocal.ops._scan_core import recompute_backward, scan_fast, scan_reference
 from edgeglocal.ops._scan_onnx import SCAN_INPUTS, selective_scan_function, zeros_per_channel
 from edgeglocal.ops._validate import check_same_device, check_tensor
 
@@ -35,10 +36,14 @@ def _check(u, delta, A, B, C, D, z, delta_bias) -> tuple[torch.Tensor, torch.Ten
         if isinstance(t, torch.Tensor) and t.dim() == 3:
             check_tensor(name, t, ("b", "n", "l"), dims=dims, op=OP)
             t = t.unsqueeze(1)
+        dims.pop("g", None)  # B and C may be grouped differently, as in mamba_ssm
         check_tensor(name, t, ("b", "g", "n", "l"), dims=dims, op=OP)
         if dims["d"] % dims["g"]:
             raise InputError(f"{OP}: argument {name!r} has {dims['g']} groups, expected a divisor of d={dims['d']}.")
         grouped.append(t)
+    if grouped[0].shape[1] != grouped[1].shape[1]:  # the node takes one group count: refine both to the lcm
+        g = math.lcm(grouped[0].shape[1], grouped[1].shape[1])
+        grouped = [t.repeat_interleave(g // t.shape[1], dim=1) for t in grouped]
     for name, t, shape in (("D", D, ("d",)), ("z", z, ("b", "d", "l")), ("delta_bias", delta_bias, ("d",))):
         if t is not None:
             check_tensor(name, t, shape, dims=dims, op=OP)
@@ -104,6 +109,21 @@ def _selective_scan_op(
 @_selective_scan_op.register_fake
 def _(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     return torch.empty_like(u)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:8])
+    ctx.delta_softplus = inputs[8]
+
+
+def _backward(ctx, grad):
+    def reference(*tensors):
+        return scan_reference(*tensors, delta_softplus=ctx.delta_softplus).to(tensors[0].dtype)
+
+    return (*recompute_backward(reference, ctx.saved_tensors, grad, ctx.needs_input_grad[:8]), None)
+
+
+_selective_scan_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 # ---------------------------------------------------------------------------------------- ONNX

@@ -16,7 +16,7 @@ import onnx
 import torch
 
 from edgeglocal.ops._registry import EDGEGLOCAL_OPSET, PLUGIN_ATTRS, OnnxOpDef, make_schema, register_op
-from edgeglocal.ops._scan_core import compute_dtype, effective_delta, scan_fast
+from edgeglocal.ops._scan_core import compute_dtype, effective_delta, recompute_backward, scan_fast, scan_reference
 from edgeglocal.ops._scan_onnx import SCAN_2D_INPUTS, selective_scan_2d_function, zeros_per_channel
 from edgeglocal.ops._validate import check_same_device, check_tensor
 
@@ -118,13 +118,14 @@ def _cross_merge(y: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return row + col.reshape(b, d, w, h).transpose(-1, -2).reshape(b, d, l)
 
 
-def _scan_2d_fast(x, delta, A, B, C, D, delta_bias, delta_softplus, params_follow_scan):
+def _scan_2d(x, delta, A, B, C, D, delta_bias, delta_softplus, params_follow_scan, scan=scan_fast):
+    """Cross-scan, one grouped 1-D ``scan`` over the 4*d channels, cross-merge."""
     b, d, h, w = x.shape
     u = _cross_scan(x.reshape(b, 1, d, h * w).expand(b, K, d, h * w), h, w)
     if params_follow_scan:
         delta, B, C = (_cross_scan(t, h, w) for t in (delta, B, C))
-    y = scan_fast(u.reshape(b, K * d, h * w), delta.reshape(b, K * d, h * w), A, B, C, D, None, delta_bias, delta_softplus)
-    return _cross_merge(y.reshape(b, K, d, h * w), h, w).reshape(b, d, h, w)
+    y = scan(u.reshape(b, K * d, h * w), delta.reshape(b, K * d, h * w), A, B, C, D, None, delta_bias, delta_softplus)
+    return _cross_merge(y.reshape(b, K, d, h * w), h, w).reshape(b, d, h, w).to(x.dtype)
 
 
 @torch.library.custom_op("edgeglocal::selective_scan_2d", mutates_args=())
@@ -139,12 +140,27 @@ def _selective_scan_2d_op(
     delta_softplus: bool,
     params_follow_scan: bool,
 ) -> torch.Tensor:
-    return _scan_2d_fast(x, delta, A, B, C, D, delta_bias, delta_softplus, params_follow_scan).to(x.dtype)
+    return _scan_2d(x, delta, A, B, C, D, delta_bias, delta_softplus, params_follow_scan)
 
 
 @_selective_scan_2d_op.register_fake
 def _(x, delta, A, B, C, D, delta_bias, delta_softplus, params_follow_scan):
     return torch.empty_like(x)
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    ctx.save_for_backward(*inputs[:7])
+    ctx.flags = inputs[7:]
+
+
+def _backward(ctx, grad):
+    def reference(*tensors):
+        return _scan_2d(*tensors, *ctx.flags, scan=scan_reference)
+
+    return (*recompute_backward(reference, ctx.saved_tensors, grad, ctx.needs_input_grad[:7]), None, None)
+
+
+_selective_scan_2d_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 # ---------------------------------------------------------------------------------------- ONNX

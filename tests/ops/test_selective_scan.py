@@ -234,7 +234,7 @@ BAD = [  # (argument, change to the valid fp32 inputs of make_inputs(2, 6, 4, 10
     ("A", lambda a: a.update(A=a["A"][:5])),
     ("B", lambda a: a.update(B=a["B"][:, :, :3])),
     ("B", lambda a: a.update(B=torch.zeros(2, 4, 4, 10))),  # 4 groups do not divide d=6
-    ("C", lambda a: a.update(C=a["C"][0])),
+    ("C", lambda a: a.update(C=a["C"][..., :-1])),
     ("D", lambda a: a.update(D=a["D"][:, None])),
     ("z", lambda a: a.update(z=a["z"][:1])),
     ("delta_bias", lambda a: a.update(delta_bias=torch.zeros(7))),
@@ -249,3 +249,26 @@ def test_bad_arguments_fail_naming_the_argument(argument, change):
     for fn in (selective_scan, selective_scan_ref):
         with pytest.raises(InputError, match=f"argument '{argument}'"):
             fn(**args)
+
+
+def test_b_and_c_may_have_different_groups_as_in_mamba_ssm():
+    args = make_inputs(2, 6, 3, 20, 2)
+    args["C"] = make_inputs(2, 6, 3, 20, 3, seed=1)["C"]
+    want = selective_scan_ref(**args, delta_softplus=True)
+    assert_close(selective_scan(**args, delta_softplus=True), want, 1e-10)
+    # the same by hand: per-channel copies of B and C (channel i reads group i // (d // g))
+    per_channel = dict(args, B=args["B"].repeat_interleave(3, 1), C=args["C"].repeat_interleave(2, 1))
+    assert_close(selective_scan_ref(**per_channel, delta_softplus=True), want, 1e-12)
+
+
+@pytest.mark.parametrize("options", [(True, True, True, True), (False, False, False, False)], ids=["all", "none"])
+def test_gradients_match_finite_differences(options):
+    D, z, bias, softplus = options
+    args = make_inputs(2, 4, 3, 7, 2, D=D, z=z, bias=bias)
+    names = [k for k, v in args.items() if v is not None]
+    leaves = tuple(args[k].requires_grad_() for k in names)
+
+    def scan(*tensors):
+        return selective_scan(**dict(zip(names, tensors)), delta_softplus=softplus)
+
+    assert torch.autograd.gradcheck(scan, leaves)

@@ -198,3 +198,14 @@ def test_bad_arguments_fail_naming_the_argument(argument, change):
     for fn in (selective_scan_2d, selective_scan_2d_ref):
         with pytest.raises(InputError, match=f"argument '{argument}'"):
             fn(**args)
+
+
+@pytest.mark.parametrize("follow", [True, False], ids=["vmamba", "vcmamba"])
+def test_gradients_match_finite_differences(follow):
+    args = make_inputs(1, 2, 3, 3, 2)
+    leaves = tuple(v.requires_grad_() for v in args.values())
+
+    def scan(*tensors):
+        return selective_scan_2d(*tensors, params_follow_scan=follow)
+
+    assert torch.autograd.gradcheck(scan, leaves)
