@@ -62,7 +62,8 @@ class TrackTask(Task):
     ``reid``: None (motion only), "default" (MobileNetV2 + GeM on crops) or an embedding bundle.
     ``save_mot``: a path (or True: ``runs/track/expN/tracks.txt``) for MOTChallenge results, written
     at :meth:`close`. ``conf`` is the lowest detection score kept (ByteTrack's low-score stage);
-    ``threshold`` splits high from low scores.
+    ``threshold`` splits high from low scores. A lost track is kept ``track_buffer`` frames at
+    30 FPS, i.e. ``track_buffer / 30`` seconds of a ``frame_rate`` stream.
     """
 
     name = "track"
@@ -78,6 +79,7 @@ class TrackTask(Task):
         iou: float = 0.45,
         classes: list[int] | None = None,
         track_buffer: int = 30,
+        frame_rate: float = 30.0,
         trail: int = 30,
         device: str = "auto",
     ) -> None:
@@ -90,7 +92,7 @@ class TrackTask(Task):
             self.embedder = Embedder(None if default else reid, device=device, size=REID_CROP_SIZE if default else None)
         self.tracker = ByteTracker(
             high_thresh=threshold, low_thresh=conf, new_track_thresh=max(new_track_thresh, threshold),
-            track_buffer=track_buffer,
+            track_buffer=track_buffer, frame_rate=frame_rate,
         )
         if save_mot is True:
             from edgeglocal.fsutil import next_run_dir
