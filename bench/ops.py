@@ -28,7 +28,14 @@ from rich.console import Console
 from rich.table import Table
 
 from edgeglocal.fsutil import write_text_atomic
-from edgeglocal.ops import selective_scan, selective_scan_2d, selective_scan_2d_ref, selective_scan_ref
+from edgeglocal.ops import (
+    selective_scan,
+    selective_scan_2d,
+    selective_scan_2d_ref,
+    selective_scan_ref,
+    window_attention,
+    window_attention_ref,
+)
 from edgeglocal.ops._registry import DOMAIN, OPSET_VERSION, PLUGIN_ATTRS, registered_ops
 
 REFERENCE, EAGER, ORT, NUMBA = "reference", "eager fast path", "onnxruntime cpu (body)", "numba fused"
@@ -180,8 +187,28 @@ def scan_2d_cases(threads: int) -> Iterable[Case]:
         yield Case("selective_scan_2d", f"{variant} b={b} d={d} n={n} {h}x{w}", impls)
 
 
+# ----------------------------------------------------------------------------- window attention
+
+
+def window_attention_cases(threads: int) -> Iterable[Case]:
+    """Swin-T stage 1: 56x56 tokens, c=96, 3 heads, 7x7 windows, plain and shifted."""
+    rng = np.random.default_rng(2)
+    heads, c, window = 3, 96, 7
+    qkv, table = _rand(1, 56, 56, 3 * c, rng=rng), _rand((2 * window - 1) ** 2, heads, rng=rng)
+    feeds = {"qkv": qkv.numpy(), "table": table.numpy(), "q_global": np.zeros((1, 1, c), np.float32)}
+    for shift in (0, window // 2):
+        kwargs = dict(num_heads=heads, window_size=window, shift=shift)
+        impls = {
+            REFERENCE: lambda kw=kwargs: window_attention_ref(qkv, table, **kw),
+            EAGER: lambda kw=kwargs: window_attention(qkv, table, **kw),
+            ORT: ort_node_session("WindowAttention", feeds, threads, num_heads=heads, window_size=[window] * 2,
+                                  shift=[shift] * 2, scale=(c // heads) ** -0.5, global_query=0),
+        }
+        yield Case("window_attention", f"{'shifted' if shift else 'plain'} b=1 56x56 c={c} h={heads} w={window}", impls)
+
+
 #: One builder per op family; each takes the thread count and yields cases.
-CASE_BUILDERS: list[Callable[[int], Iterable[Case]]] = [scan_cases, scan_2d_cases]
+CASE_BUILDERS: list[Callable[[int], Iterable[Case]]] = [scan_cases, scan_2d_cases, window_attention_cases]
 
 
 # ------------------------------------------------------------------------------------- driver
