@@ -119,11 +119,19 @@ def _time_ms(fn, repeats: int = 20) -> float:
 
 
 def test_selective_scan_speed_and_bandwidth(kernels):
-    """l=3136 (56x56), d=192, n=16: >= 10x the eager PyTorch fast path; bandwidth reported."""
+    """l=3136 (56x56), d=192, n=16: >= 10x the eager PyTorch fast path.
+
+    Achieved bandwidth (bytes the op must move / kernel time) is reported against a device copy
+    and, where torch exposes it, the card's peak; it is not asserted: with n exponentials per
+    element and two passes the kernel is compute-bound at this size (see plugins_trt/README.md).
+    """
     results = {"device": torch.cuda.get_device_name(), "shape": "l=3136 d=192 n=16 g=1 fp32", "rows": []}
     copy = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
     copy_ms = _time_ms(lambda: copy.clone())
     results["copy_GBps"] = 2 * copy.numel() / copy_ms / 1e6  # read + write
+    props = torch.cuda.get_device_properties(0)
+    if getattr(props, "memory_clock_rate", 0) and getattr(props, "memory_bus_width", 0):  # kHz, bits; DDR
+        results["peak_GBps"] = 2 * props.memory_clock_rate * 1e3 * props.memory_bus_width / 8 / 1e9
     for b in (1, 8):
         d, l, n = 192, 3136, 16
         gen = torch.Generator(device="cuda").manual_seed(3)
@@ -138,6 +146,8 @@ def test_selective_scan_speed_and_bandwidth(kernels):
         row = {"batch": b, "kernel_ms": kernel_ms, "eager_ms": eager_ms, "speedup": eager_ms / kernel_ms,
                "kernel_GBps": moved / kernel_ms / 1e6}
         row["fraction_of_copy_bandwidth"] = row["kernel_GBps"] / results["copy_GBps"]
+        if "peak_GBps" in results:
+            row["fraction_of_peak_bandwidth"] = row["kernel_GBps"] / results["peak_GBps"]
         results["rows"].append(row)
         print(row)
     if os.environ.get("EGL_BENCH_JSON"):
