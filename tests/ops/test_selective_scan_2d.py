@@ -148,16 +148,17 @@ def test_exported_model_agrees_at_other_batch_and_map_size(follow, onnx_kit, tmp
         assert_close(onnx_kit.reference_evaluator(model, feeds), want, 1e-5)
 
 
-@pytest.mark.parametrize("follow", [True, False], ids=["vmamba", "vcmamba"])
-def test_onnx_body_on_unshaped_fp16_inputs(follow, onnx_kit):
+@pytest.mark.parametrize("follow, softplus", [(True, True), (False, False)], ids=["vmamba", "vcmamba-no-softplus"])
+def test_onnx_body_on_unshaped_fp16_inputs(follow, softplus, onnx_kit):
     args = make_inputs(2, 3, 4, 5, 6)
     half = {k: v.half() for k, v in args.items()}
-    want = selective_scan_2d_ref(**{k: v.double() for k, v in half.items()}, params_follow_scan=follow)
-    got = selective_scan_2d(**half, params_follow_scan=follow)
+    flags = dict(delta_softplus=softplus, params_follow_scan=follow)
+    want = selective_scan_2d_ref(**{k: v.double() for k, v in half.items()}, **flags)
+    got = selective_scan_2d(**half, **flags)
     assert got.dtype == torch.float16
     assert_close(got, want, 2e-3)
     model = onnx_kit.node_model(
-        "SelectiveScan2D", INPUTS, TensorProto.FLOAT16, delta_softplus=1, params_follow_scan=int(follow)
+        "SelectiveScan2D", INPUTS, TensorProto.FLOAT16, delta_softplus=int(softplus), params_follow_scan=int(follow)
     )
     feeds = {k: half[k].numpy() for k in INPUTS}
     for run in (onnx_kit.ort, onnx_kit.reference_evaluator):
