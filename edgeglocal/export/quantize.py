@@ -211,7 +211,12 @@ def _int8(
             weight_type=QuantType.QInt8,
             calibrate_method=calibrate_method,
             calibration_cache_path=str(cache),
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "CalibPercentile": 99.99},
+            extra_options={
+                "ActivationSymmetric": True,  # TensorRT takes zero-point-0 int8 only
+                "WeightSymmetric": True,
+                "QuantizeBias": False,  # TensorRT fuses float bias; int32 bias DQ is not its form
+                "CalibPercentile": 99.99,
+            },
         )
     finally:
         root.setLevel(level)
