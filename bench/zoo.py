@@ -39,20 +39,20 @@ def _window_attention_flops(qkv, rel_bias_table, q_global, num_heads, window_siz
     return 2 * 2 * b * h * w * n * c  # q.k^T and attn.v, 2 FLOPs per MAC
 
 
-def _scan_flops(u_shape, n: int, out_shape) -> int:
+def _scan_flops(n: int, out_shape) -> int:
     # per step, channel and state: exp(dA)*h (1 MAC) + dB*u (1 MAC) + C.h (1 MAC)
     return 2 * 3 * math.prod(out_shape) * n
 
 
 @register_flop_formula(torch.ops.edgeglocal.selective_scan)
 def _selective_scan_flops(u, delta, A, B, C, D, z, delta_bias, delta_softplus, out_shape=None, **kwargs) -> int:
-    return _scan_flops(u, A[1], out_shape)
+    return _scan_flops(A[1], out_shape)
 
 
 @register_flop_formula(torch.ops.edgeglocal.selective_scan_2d)
 def _selective_scan_2d_flops(x, delta, A, B, C, D, delta_bias, delta_softplus, params_follow_scan,
                              out_shape=None, **kwargs) -> int:
-    return 4 * _scan_flops(x, A[1], out_shape)  # four directions
+    return 4 * _scan_flops(A[1], out_shape)  # four directions
 
 
 def _latency_ms(fn, runs: int, warmup: int) -> tuple[float, float]:

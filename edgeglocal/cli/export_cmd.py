@@ -11,6 +11,7 @@ from rich.table import Table
 
 from edgeglocal.cli._console import console, handle_errors, human_size, stage
 from edgeglocal.errors import InputError, ParityError
+from edgeglocal.models._registry import DYNAMIC_MODES
 
 PARITY_INPUTS = 2
 
@@ -49,12 +50,12 @@ def _run_hint(task: str, onnx_path: Path) -> str:
 def export_command(
     arch: Optional[str] = typer.Option(None, "--arch", "-a", help="Registered architecture (see --list)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help=".pt/.pth/.safetensors weights."),
-    imgsz: Optional[tuple[int, int]] = typer.Option(None, "--imgsz", help="Input height and width (default: the model's)."),
+    imgsz: Optional[tuple[int, int]] = typer.Option(None, "--imgsz", help="Input H W (default: the model's)."),
     dynamic: str = typer.Option("batch", "--dynamic", help="Symbolic dims: batch, hw, all or none."),
     opset: int = typer.Option(18, "--opset", help="ONNX default-domain opset."),
     output: Path = typer.Option(Path("exports"), "--output", "-o", help="Folder for NAME.onnx + NAME.json."),
     name: Optional[str] = typer.Option(None, "--name", help="Bundle name (default: checkpoint stem or arch)."),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Classifier size, for fine-tuned checkpoints."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Classes of a fine-tuned checkpoint."),
     atol: float = typer.Option(1e-4, "--atol", help="Parity tolerance against PyTorch (fp32)."),
     list_: bool = typer.Option(False, "--list", help="List the registered architectures and exit."),
 ) -> None:
@@ -65,8 +66,8 @@ def export_command(
     if not arch:
         raise InputError("--arch is required; run `edgeglocal export --list` to see the architectures.")
     dyn = None if dynamic == "none" else dynamic
-    if dyn not in (None, "batch", "hw", "all"):
-        raise InputError(f"--dynamic {dynamic!r} is not valid; expected batch, hw, all or none.")
+    if dyn is not None and dyn not in DYNAMIC_MODES:
+        raise InputError(f"--dynamic {dynamic!r} is not valid; expected {', '.join(DYNAMIC_MODES)} or none.")
 
     import torch
 

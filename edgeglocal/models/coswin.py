@@ -114,7 +114,8 @@ class CoSwinStage(nn.Module):
 class CoSwin(nn.Module):
     """CoSwin classifier; ``img_size`` only decides where a stage falls back to a single window."""
 
-    def __init__(self, img_size: int | tuple[int, int] = 224, patch_size: int = 4, in_chans: int = 3, num_classes: int = 1000,
+    def __init__(self, img_size: int | tuple[int, int] = 224, patch_size: int = 4, in_chans: int = 3,
+                 num_classes: int = 1000,
                  embed_dim: int = 96, depths: Sequence[int] = (2, 2, 6, 2), num_heads: Sequence[int] = (3, 6, 12, 24),
                  window_size: int = 7, mlp_ratio: float = 4.0, drop_path_rate: float = 0.0) -> None:
         super().__init__()

@@ -15,8 +15,9 @@ projections of raster position t, i.e. ``params_follow_scan=False`` semantics), 
 per-step direction embedding (``direction_Bs``, indexed by the move that led to the step). The
 2-D op only visits raster / column orders, so the four paths are one grouped
 ``edgeglocal::SelectiveScan`` node over the gathered sequences (4 groups of B/C, one per path).
-As in the official code, ``dt_proj``'s bias is applied twice (in ``dt_proj`` and as ``delta_bias``);
-at eval the class and distillation heads are averaged.
+As in the official code, ``dt_proj``'s bias is applied twice (in ``dt_proj`` and as ``delta_bias``).
+The output is the mean of the class and distillation heads (the official eval output; there is no
+separate training-mode tuple, since this code is for inference and export).
 """
 
 from __future__ import annotations

@@ -57,7 +57,8 @@ class WindowAttention(nn.Module):
         attn = attn + bias.permute(2, 0, 1).unsqueeze(0)
         if mask is not None:
             nw = mask.shape[0]
-            attn = (attn.view(-1, nw, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)).view(-1, self.num_heads, n, n)
+            attn = attn.view(-1, nw, self.num_heads, n, n) + mask.unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, self.num_heads, n, n)
         x = (attn.softmax(-1) @ v).transpose(1, 2).reshape(b_, n, -1)
         return self.proj(x)
 

@@ -21,7 +21,8 @@ SMALL = {
     "coswin_tiny": dict(embed_dim=16, depths=(1, 2, 1, 1), num_heads=(1, 2, 2, 4), num_classes=7),
 }
 OTHER_SIZE = {"gcvit_xxtiny": (256, 256), "vcmamba_s": (160, 192)}
-OWN = ["coswin_cifar", "coswin_tiny", "gcvit_tiny", "gcvit_xtiny", "gcvit_xxtiny", "vcmamba_b", "vcmamba_m", "vcmamba_s"]
+OWN = ["coswin_cifar", "coswin_tiny", "gcvit_tiny", "gcvit_xtiny", "gcvit_xxtiny",
+       "vcmamba_b", "vcmamba_m", "vcmamba_s"]
 
 
 def _export_and_compare(name, cfg, size, tmp_path, dynamic="batch"):
