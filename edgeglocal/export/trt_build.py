@@ -222,13 +222,7 @@ def build_engine(
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # the default once removed
-    network = builder.create_network(1 << int(typed_flag) if strongly_typed and typed_flag is not None else 0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse_from_file(str(bundle)):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT could not parse {bundle} ({errors}).")
-
+    network, _parser = _parse(trt, builder, logger, bundle, strongly_typed)  # the network needs its parser alive
     config = builder.create_builder_config()
     if workspace_gb is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
@@ -252,7 +246,7 @@ def build_engine(
         raise ExportError(f"TensorRT could not build an engine from {bundle}; its log above says why.")
     with atomic_path(engine_path) as tmp:
         tmp.write_bytes(memoryview(plan))
-    if timing_cache is not None and cache is not None:
+    if cache is not None:
         with atomic_path(timing_cache) as tmp:
             tmp.write_bytes(memoryview(config.get_timing_cache().serialize()))
 
@@ -264,7 +258,7 @@ def build_engine(
             **_gpu(),
             "precision": precision,
             "strongly_typed": strongly_typed,
-            "plugin_library": str(plugin_path) if plugin_path else None,
+            "plugin_library": str(plugin_path.resolve()) if plugin_path else None,
             "plugin_sha256": _sha256(plugin_path) if plugin_path else None,
             "profile": {k: [list(s) for s in v] for k, v in profile.items()},
             "source": bundle.name,
@@ -272,6 +266,17 @@ def build_engine(
         }
         written = manifest.save(manifest_path(engine_path))
     return BuildResult(engine_path, written, precision, plugin_path, profile, custom_ops)
+
+
+def _parse(trt: Any, builder: Any, logger: Any, bundle: Path, strongly_typed: bool) -> tuple[Any, Any]:
+    """The network parsed from ``bundle`` (and its parser, which must outlive the build)."""
+    typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)  # the default once removed
+    network = builder.create_network(1 << int(typed_flag) if strongly_typed and typed_flag is not None else 0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(bundle)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT could not parse {bundle} ({errors}).")
+    return network, parser
 
 
 def _plugin_library(explicit: str | os.PathLike | None, needed: bool) -> Path | None:

@@ -107,6 +107,16 @@ def load_plugin_library(trt: Any, path: Path) -> None:
     _loaded_plugins[key] = handle
 
 
+def _engine_plugins(explicit: str | os.PathLike | None, recorded: str | None) -> Path:
+    """The usual search, falling back on the library the engine was built with."""
+    try:
+        return find_plugin_library(explicit)
+    except BackendUnavailable:
+        if recorded and Path(recorded).is_file():
+            return Path(recorded)
+        raise
+
+
 def _torch_cuda() -> Any:
     try:
         import torch
@@ -128,15 +138,15 @@ class TrtBackend:
         trt = import_tensorrt()
         self._torch = torch = _torch_cuda()
         self._trt = trt
-        if (manifest is not None and manifest.custom_ops) or plugins is not None:
-            load_plugin_library(trt, find_plugin_library(plugins))
-        elif manifest is None and (found := plugin_library_status()[0]) is not None:
-            load_plugin_library(trt, found)  # a bare engine may hold our plugins; nothing says it does not
+        built = (manifest.engine or {}) if manifest else {}
+        if plugins is not None or built.get("plugin_library"):
+            load_plugin_library(trt, _engine_plugins(plugins, built.get("plugin_library")))
+        elif not built and (found := plugin_library_status()[0]) is not None:
+            load_plugin_library(trt, found)  # nothing says whether this engine holds our plugins
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)
         self._engine = self._runtime.deserialize_cuda_engine(Path(path).read_bytes())
         if self._engine is None:
-            built = (manifest.engine or {}) if manifest else {}
             raise BundleError(
                 f"TensorRT {trt.__version__} could not deserialize {path} (built with TensorRT "
                 f"{built.get('tensorrt', '?')} on {built.get('gpu', '?')}, or its plugins are not registered); "
