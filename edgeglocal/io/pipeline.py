@@ -9,6 +9,7 @@ stops the threads, finishes every sink and closes the task.
 
 from __future__ import annotations
 
+import atexit
 import inspect
 import queue
 import threading
@@ -143,6 +144,9 @@ class Pipeline:
 
     # -- caller's thread ---------------------------------------------------------------------------
     def _generate(self) -> Iterator[Result]:
+        # A caller that abandons the loop without close() (e.g. catches KeyboardInterrupt around
+        # it) still gets finished outputs: atexit runs before the interpreter kills daemon threads.
+        atexit.register(self._finish)
         for t in self._threads:
             t.start()
         t_start = time.perf_counter()
@@ -201,6 +205,7 @@ class Pipeline:
         if self._closed:
             return
         self._closed = True
+        atexit.unregister(self._finish)
         self._stop.set()
         decode, infer = self._threads
         if infer.is_alive():
@@ -315,7 +320,8 @@ def run(
     The Python twin of ``edgeglocal run``. Setup happens now, so a bad source or model fails here;
     frames flow as the returned :class:`Pipeline` is iterated. Outputs go to
     ``project/<task>/<name>N`` (``pipeline.run_dir``) when ``save``/``save_json`` ask for them.
-    ``show`` without a display warns and carries on.
+    ``show`` without a display warns and carries on. Leaving the loop early: call ``close()`` (or
+    use ``with``) to stop the threads and finish the outputs now; otherwise that happens at exit.
     """
     from edgeglocal import tasks
 
