@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
+import numpy as np
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -10,6 +14,7 @@ from edgeglocal.export import check_parity, to_onnx
 from edgeglocal.models import create, get_config
 from edgeglocal.nn.channel_attention import ChannelAttention
 
+HAZY_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/aero3.jpg")
 TINY = dict(dims=(8, 16, 32), depths=(1, 1, 1), decoder_depths=(1, 1), heads=(1, 2, 2), window=4)
 #: Two levels (one window-attention fusion) keep the dynamic-shape export quick.
 TWO_LEVELS = dict(dims=(8, 16), depths=(1, 1), decoder_depths=(1,), heads=(1, 2), window=4)
@@ -104,20 +109,44 @@ def test_whole_network_memory_is_linear_in_pixels():
     assert sizes[64] <= 4 * sizes[32]
 
 
-def test_export_matches_pytorch_at_two_sizes(tmp_path):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A reduced mcafnet and its dynamic (batch, H, W) bundle."""
     torch.manual_seed(0)
     cfg = get_config("mcafnet")
     model = create("mcafnet", **TWO_LEVELS).eval()
-    path = tmp_path / "mcafnet.onnx"
+    path = tmp_path_factory.mktemp("mcafnet") / "mcafnet.onnx"
     size = (48, 64)
     manifest = to_onnx(model, torch.rand(2, 3, *size), path, task=cfg.task, arch="mcafnet", dynamic="all",
                        input_specs=cfg.input_specs(size, "all"), output_specs=cfg.output_specs())
+    return model, path, manifest
+
+
+def test_export_matches_pytorch_at_two_sizes(exported):
+    model, path, manifest = exported
     assert manifest.task == "dehaze" and "WindowAttention" in manifest.custom_ops
     assert manifest.inputs[0].shape == ["batch", 3, "height", "width"]
-    for shape in ((2, 3, *size), (1, 3, 37, 90)):  # the second is not a multiple of anything
+    for shape in ((2, 3, 48, 64), (1, 3, 37, 90)):  # the second is not a multiple of anything
         report = check_parity(model, path, torch.rand(*shape), atol=1e-4, rtol=0.0)
         assert report.passed, report.to_dict()
         assert report.outputs[0].shape == list(shape)
+
+
+@pytest.mark.skipif(not HAZY_PHOTO.exists(), reason="opencv-doc media not installed")
+def test_dehaze_task_runs_the_bundle_on_a_real_photo(exported):
+    """The bundle drives the dehaze task at the frame's own size and agrees with PyTorch."""
+    from edgeglocal.io.frame import Frame
+    from edgeglocal.tasks import create as create_task
+
+    model, path, _ = exported
+    image = cv2.resize(cv2.imread(str(HAZY_PHOTO)), (150, 100), interpolation=cv2.INTER_AREA)
+    task = create_task("dehaze", model=str(path), device="cpu")
+    result = task(Frame(image=image, index=0, timestamp=0.0, source=str(HAZY_PHOTO)))
+    assert result.image.shape == image.shape and result.image.dtype == np.uint8
+    rgb = torch.from_numpy(image[:, :, ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        expected = (model(rgb)[0].clamp(0, 1) * 255).permute(1, 2, 0).numpy()[:, :, ::-1]
+    assert np.abs(result.image.astype(np.float32) - expected).max() <= 1.0
 
 
 @pytest.mark.slow
