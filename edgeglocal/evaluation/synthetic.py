@@ -29,15 +29,21 @@ def haze(clean_bgr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, d
     return (np.clip(hazy, 0, 1) * 255.0 + 0.5).astype(np.uint8), {"beta": beta, "airlight": airlight}
 
 
-def defect(image_bgr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+DEFECT_KINDS = ("patch", "scratch")
+
+
+def defect(image_bgr: np.ndarray, rng: np.random.Generator, kind: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Paste a rotated, colour-shifted patch from elsewhere in the image, or draw a scratch.
 
+    ``kind`` picks one of ``DEFECT_KINDS``; None picks at random.
     Returns the defective image and its uint8 mask (1 inside the defect).
     """
     out = image_bgr.copy()
     h, w = out.shape[:2]
     mask = np.zeros((h, w), np.uint8)
-    if rng.random() < 0.5:
+    if kind not in (None, *DEFECT_KINDS):
+        raise ValueError(f"defect kind {kind!r} is not one of {DEFECT_KINDS}")
+    if kind == "patch" or (kind is None and rng.random() < 0.5):
         size = int(rng.uniform(0.12, 0.22) * min(h, w))
         sy, sx = rng.integers(0, h - size), rng.integers(0, w - size)
         patch = np.rot90(out[sy:sy + size, sx:sx + size], k=int(rng.integers(1, 4))).astype(np.int16)
@@ -55,9 +61,15 @@ def defect(image_bgr: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     return out, mask
 
 
-def query_transform(image_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A known photometric + geometric change of a gallery image: crop, flip, brightness, rotation."""
+def query_transform(image_bgr: np.ndarray, rng: np.random.Generator, strength: float | None = None) -> np.ndarray:
+    """A known photometric + geometric change of a gallery image: crop, flip, brightness, rotation.
+
+    ``strength`` in [0, 1] fixes how far the crop, rotation and gain go (0: mild, 1: strong);
+    None draws the original ranges (crop 0.7-0.9, rotation up to 10 degrees, gain 0.8-1.2).
+    """
     h, w = image_bgr.shape[:2]
+    if strength is not None:
+        return _strength_transform(image_bgr, rng, float(np.clip(strength, 0.0, 1.0)))
     scale = rng.uniform(0.7, 0.9)
     ch, cw = int(h * scale), int(w * scale)
     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
@@ -69,3 +81,19 @@ def query_transform(image_bgr: np.ndarray, rng: np.random.Generator) -> np.ndarr
     out = cv2.warpAffine(np.ascontiguousarray(out), m, (cw, ch), borderMode=cv2.BORDER_REFLECT)
     gain = rng.uniform(0.8, 1.2)
     return np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
+def _strength_transform(image_bgr: np.ndarray, rng: np.random.Generator, s: float) -> np.ndarray:
+    h, w = image_bgr.shape[:2]
+    scale = 0.95 - 0.45 * s  # kept area fraction per side: 0.95 (mild) .. 0.5 (strong)
+    ch, cw = int(h * scale), int(w * scale)
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    out = np.ascontiguousarray(image_bgr[y:y + ch, x:x + cw])
+    angle = float(rng.choice([-1, 1]) * (2 + 28 * s))
+    m = cv2.getRotationMatrix2D((cw / 2, ch / 2), angle, 1.0)
+    out = cv2.warpAffine(out, m, (cw, ch), borderMode=cv2.BORDER_REFLECT)
+    gain = 1.0 + float(rng.choice([-1, 1])) * (0.05 + 0.4 * s)
+    out = np.clip(out.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    if s > 0.5:  # strong views are also blurred, as from a distant or moving camera
+        out = cv2.GaussianBlur(out, (0, 0), 1.0 + 2.0 * s)
+    return out
