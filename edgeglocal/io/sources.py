@@ -310,6 +310,16 @@ class MultiSource(Source):
             t.join()
 
 
+def _open_camera(index: int) -> cv2.VideoCapture:
+    """Open quietly: OpenCV logs its own errors for missing devices; ours says what to do."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return cv2.VideoCapture(index)
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
 def _camera(index: int, vid_stride: int, max_frames: int | None, reconnect: Reconnect) -> LiveSource:
     def failure() -> str:
         device = Path(f"/dev/video{index}")
@@ -319,7 +329,7 @@ def _camera(index: int, vid_stride: int, max_frames: int | None, reconnect: Reco
             why = "the device did not start (is another program using it?)"
         return f"Camera {index} could not be opened: {why}."
 
-    return LiveSource(str(index), lambda: cv2.VideoCapture(index), failure, vid_stride, max_frames, reconnect)
+    return LiveSource(str(index), lambda: _open_camera(index), failure, vid_stride, max_frames, reconnect)
 
 
 def _stream(url: str, vid_stride: int, max_frames: int | None, reconnect: Reconnect) -> LiveSource:
