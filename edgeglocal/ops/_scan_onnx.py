@@ -189,8 +189,18 @@ def selective_scan_2d_function(opset: int) -> onnx.FunctionProto:
     return _function("SelectiveScan2D", SCAN_2D_INPUTS, ["delta_softplus", "params_follow_scan"], g, y, "x", opset)
 
 
-def zeros_per_channel(A):
-    """For translations: a (d,) vector of zeros like ``A`` (d, n), standing in for an absent D / delta_bias."""
+def node_inputs(first, *others):
+    """For translations: the node's inputs, absent D / delta_bias (None) as zeros, all of ``first``'s type.
+
+    The schema has one type T: a half model that keeps ``A = -exp(A_log.float())`` in fp32 would
+    otherwise give a node with mixed fp16/fp32 inputs.
+    """
     from onnxscript import opset18 as op
 
-    return op.CastLike(op.ConstantOfShape(op.Shape(A, start=0, end=1)), A)
+    A = others[1]
+    values = [first]
+    for value in others:
+        if value is None:  # D or delta_bias: zeros of shape (rows of A,)
+            value = op.ConstantOfShape(op.Shape(A, start=0, end=1))
+        values.append(value if getattr(value, "dtype", None) == first.dtype else op.CastLike(value, first))
+    return values

@@ -18,7 +18,7 @@ import torch
 from edgeglocal.errors import InputError
 from edgeglocal.ops._registry import EDGEGLOCAL_OPSET, PLUGIN_ATTRS, OnnxOpDef, make_schema, register_op
 from edgeglocal.ops._scan_core import recompute_backward, scan_fast, scan_reference
-from edgeglocal.ops._scan_onnx import SCAN_INPUTS, selective_scan_function, zeros_per_channel
+from edgeglocal.ops._scan_onnx import SCAN_INPUTS, node_inputs, selective_scan_function
 from edgeglocal.ops._validate import check_same_device, check_tensor
 
 __all__ = ["selective_scan", "selective_scan_fn", "selective_scan_ref"]
@@ -159,10 +159,8 @@ def translate(u, delta, A, B, C, D, z, delta_bias, delta_softplus):
     """torch.onnx (dynamo) translation: one SelectiveScan node, then the z gate as standard ops."""
     from onnxscript import opset18 as op
 
-    D = zeros_per_channel(A) if D is None else D
-    delta_bias = zeros_per_channel(A) if delta_bias is None else delta_bias
     y = EDGEGLOCAL_OPSET.SelectiveScan(
-        u, delta, A, B, C, D, delta_bias, delta_softplus=int(delta_softplus), **PLUGIN_ATTRS
+        *node_inputs(u, delta, A, B, C, D, delta_bias), delta_softplus=int(delta_softplus), **PLUGIN_ATTRS
     )
     return y if z is None else op.Mul(y, op.Mul(z, op.Sigmoid(z)))
 

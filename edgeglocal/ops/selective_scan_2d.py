@@ -17,7 +17,7 @@ import torch
 
 from edgeglocal.ops._registry import EDGEGLOCAL_OPSET, PLUGIN_ATTRS, OnnxOpDef, make_schema, register_op
 from edgeglocal.ops._scan_core import compute_dtype, effective_delta, recompute_backward, scan_fast, scan_reference
-from edgeglocal.ops._scan_onnx import SCAN_2D_INPUTS, selective_scan_2d_function, zeros_per_channel
+from edgeglocal.ops._scan_onnx import SCAN_2D_INPUTS, node_inputs, selective_scan_2d_function
 from edgeglocal.ops._validate import check_same_device, check_tensor
 
 __all__ = ["selective_scan_2d", "selective_scan_2d_ref", "scan_positions"]
@@ -195,8 +195,7 @@ SCHEMA = make_schema(
 def translate(x, delta, A, B, C, D, delta_bias, delta_softplus, params_follow_scan):
     """torch.onnx (dynamo) translation: one SelectiveScan2D node with zeros for absent D / delta_bias."""
     return EDGEGLOCAL_OPSET.SelectiveScan2D(
-        x, delta, A, B, C, zeros_per_channel(A) if D is None else D,
-        zeros_per_channel(A) if delta_bias is None else delta_bias,
+        *node_inputs(x, delta, A, B, C, D, delta_bias),
         delta_softplus=int(delta_softplus), params_follow_scan=int(params_follow_scan), **PLUGIN_ATTRS,
     )
 

@@ -272,3 +272,30 @@ def test_gradients_match_finite_differences(options):
         return selective_scan(**dict(zip(names, tensors)), delta_softplus=softplus)
 
     assert torch.autograd.gradcheck(scan, leaves)
+
+
+class HalfBlock(torch.nn.Module):
+    """A half-precision block that keeps A in fp32, as VMamba's ``-torch.exp(A_logs.float())`` does."""
+
+    def __init__(self, A_log):
+        super().__init__()
+        self.A_log = torch.nn.Parameter(A_log)
+
+    def forward(self, u, delta, B, C):
+        return selective_scan(u, delta, -torch.exp(self.A_log.float()), B, C, delta_softplus=True)
+
+
+def test_half_model_with_fp32_parameters_exports_one_type(onnx_kit):
+    args = make_inputs(2, 6, 4, 37, 2, D=False, z=False, bias=False)
+    block = HalfBlock(torch.log(-args["A"]).float()).half()
+    half = tuple(args[k].half() for k in ("u", "delta", "B", "C"))
+    model = onnx_kit.export(block, half)
+    onnx.checker.check_model(model, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.input]}
+    (node,) = [n for n in model.graph.node if n.domain == DOMAIN]
+    assert {types.get(name) for name in node.input} == {TensorProto.FLOAT16}
+    A = -torch.exp(block.A_log.detach().float()).half().double()  # what the node sees
+    want = selective_scan_ref(*(t.double() for t in half[:2]), A, *(t.double() for t in half[2:]), delta_softplus=True)
+    feeds = {i.name: t.numpy() for i, t in zip(model.graph.input, half)}
+    assert_close(onnx_kit.ort(model, feeds), want, 2e-3)
