@@ -32,6 +32,8 @@ from edgeglocal.ops._registry import (
 )
 
 OP_TYPE = "WindowAttention"
+#: Added between tokens of different regions of a shifted window, as in Swin.
+MASK_VALUE = -100.0
 INT64_MAX = np.iinfo(np.int64).max
 _INPUTS = ("qkv", "rel_bias_table", "q_global")
 _ATTRS = {
@@ -92,41 +94,39 @@ def _roll(g: _Graph, x: str, amounts: list[str], sizes: list[str], sign: int) ->
     return x
 
 
-def _shifted_branch_graphs(
-    x: str, y_name: str, bias: str, shift: list[str], hw: list[str], window: list[str], n_win: str, n_tok: str
-) -> dict[str, tuple[onnx.GraphProto, onnx.GraphProto]]:
-    """Then/else branches for the three places the shift matters: roll in, mask, roll out."""
-    branches = {}
-    # roll in
-    g = _Graph("rollin")
-    branches["roll_in"] = (g.subgraph("roll_in", [_roll(g, x, shift, hw, -1)]),
-                           _identity_graph("no_roll_in", x))
-    # bias + mask: (nW, heads, N, N), or bias alone: (1, heads, N, N)
+def _roll_branches(x: str, shift: list[str], hw: list[str], sign: int) -> tuple[onnx.GraphProto, onnx.GraphProto]:
+    """If-branches: roll ``x`` by ``sign * shift`` / leave it as it is."""
+    g = _Graph("roll")
+    return g.subgraph("roll", [_roll(g, x, shift, hw, sign)]), _identity_graph("no_roll", x)
+
+
+def _mask_branches(
+    bias: str, shift: list[str], hw: list[str], window: list[str], n_win: str, n_tok: str
+) -> tuple[onnx.GraphProto, onnx.GraphProto]:
+    """If-branches: bias + Swin shift mask (nW, heads, N, N) / bias alone (1, heads, N, N).
+
+    Along each axis of the rolled map, label 0 is the bulk, 1 the last window's part that stayed,
+    2 the ``shift`` rows that wrapped around (an unshifted axis is all 0), as in Swin's img_mask.
+    """
     g = _Graph("mask")
     labels = []
     for size, win, amount in zip(hw, window, shift):
         pos = g("Range", g.const(0), g("Squeeze", size), g.const(1))
-        starts_last_window = g("GreaterOrEqual", pos, g("Squeeze", g("Sub", size, win)))
-        in_shifted_tail = g("GreaterOrEqual", pos, g("Squeeze", g("Sub", size, amount)))
-        shifted = g("Greater", g("Squeeze", amount), g.const(0))
-        labels.append(g("Add", g("Cast", g("And", starts_last_window, shifted), to=TensorProto.INT64),
-                        g("Cast", in_shifted_tail, to=TensorProto.INT64)))
+        in_last_window = g("GreaterOrEqual", pos, g("Squeeze", g("Sub", size, win)))
+        wrapped = g("GreaterOrEqual", pos, g("Squeeze", g("Sub", size, amount)))
+        axis_shifted = g("Greater", g("Squeeze", amount), g.const(0))
+        labels.append(g("Add", g("Cast", g("And", in_last_window, axis_shifted), to=TensorProto.INT64),
+                        g("Cast", wrapped, to=TensorProto.INT64)))
     region = g("Add", g("Mul", g("Unsqueeze", labels[0], g.const([1])), g.const(3)),
                g("Unsqueeze", labels[1], g.const([0])))  # (h, w)
     grid = g("Concat", g("Div", hw[0], window[0]), window[0], g("Div", hw[1], window[1]), window[1], axis=0)
     region = g("Reshape", g("Transpose", g("Reshape", region, grid), perm=[0, 2, 1, 3]),
                g("Concat", n_win, n_tok, axis=0))  # (nW, N)
     same = g("Equal", g("Unsqueeze", region, g.const([2])), g("Unsqueeze", region, g.const([1])))
-    mask = g("Where", same, g.const(0.0, np.float32), g.const(-100.0, np.float32))
+    mask = g("Where", same, g.const(0.0, np.float32), g.const(MASK_VALUE, np.float32))
     addend = g("Add", g("Unsqueeze", bias, g.const([0])), g("Unsqueeze", mask, g.const([1])))
-    g2 = _Graph("nomask")
-    branches["mask"] = (g.subgraph("mask", [addend]),
-                        g2.subgraph("no_mask", [g2("Unsqueeze", bias, g2.const([0]))]))
-    # roll out
-    g = _Graph("rollout")
-    branches["roll_out"] = (g.subgraph("roll_out", [_roll(g, y_name, shift, hw, +1)]),
-                            _identity_graph("no_roll_out", y_name))
-    return branches
+    plain = _Graph("no_mask")
+    return g.subgraph("mask", [addend]), plain.subgraph("no_mask", [plain("Unsqueeze", bias, plain.const([0]))])
 
 
 def _identity_graph(name: str, x: str) -> onnx.GraphProto:
@@ -168,11 +168,9 @@ def window_attention_function(opset: int) -> onnx.FunctionProto:
     table = g("Cast", table_in, to=TensorProto.FLOAT)
     bias = g("Transpose", g("Gather", table, index, axis=0), perm=[2, 0, 1])
 
-    y_name = "wa_unpartitioned"
-    branches = _shifted_branch_graphs(x, y_name, bias, shifts, [h, w], [wh, ww], n_win, n_tok)
-
     # roll, partition: (b, nh, wh, nw, ww, parts, heads, hd) -> (parts, b, nW, heads, N, hd)
-    x = g("If", any_shift, then_branch=branches["roll_in"][0], else_branch=branches["roll_in"][1])
+    roll_in = _roll_branches(x, shifts, [h, w], -1)
+    x = g("If", any_shift, then_branch=roll_in[0], else_branch=roll_in[1])
     x = g("Reshape", x, g("Concat", b, nh, wh, nw, ww, parts, heads, head_dim, axis=0))
     x = g("Transpose", x, perm=[5, 0, 1, 3, 6, 2, 4, 7])
     x = g("Reshape", x, g("Concat", parts, b, n_win, heads, n_tok, head_dim, axis=0))
@@ -190,15 +188,17 @@ def window_attention_function(opset: int) -> onnx.FunctionProto:
           then_branch=gq.subgraph("global_q", [q_global]), else_branch=lq.subgraph("local_q", [q_local]))
 
     scores = g("MatMul", g("Mul", q, g.attr("scale")), g("Transpose", k, perm=[0, 1, 2, 4, 3]))
-    addend = g("If", any_shift, then_branch=branches["mask"][0], else_branch=branches["mask"][1])
+    mask = _mask_branches(bias, shifts, [h, w], [wh, ww], n_win, n_tok)
+    addend = g("If", any_shift, then_branch=mask[0], else_branch=mask[1])
     attn = g("Softmax", g("Add", scores, addend), axis=-1)
     y = g("MatMul", attn, v)  # (b, nW, heads, N, hd)
 
     # un-partition, roll back
     y = g("Reshape", y, g("Concat", b, nh, nw, heads, wh, ww, head_dim, axis=0))
     y = g("Transpose", y, perm=[0, 1, 4, 2, 5, 3, 6])
-    g.nodes.append(helper.make_node("Reshape", [y, g("Concat", b, h, w, c, axis=0)], [y_name]))
-    y = g("If", any_shift, then_branch=branches["roll_out"][0], else_branch=branches["roll_out"][1])
+    y = g("Reshape", y, g("Concat", b, h, w, c, axis=0))
+    roll_out = _roll_branches(y, shifts, [h, w], +1)
+    y = g("If", any_shift, then_branch=roll_out[0], else_branch=roll_out[1])
     g.nodes.append(helper.make_node("CastLike", [y, qkv_in], ["out"]))
     return helper.make_function(
         DOMAIN, OP_TYPE, list(_INPUTS), ["out"], g.nodes,

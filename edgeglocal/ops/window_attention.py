@@ -20,10 +20,7 @@ from torch._subclasses.fake_tensor import is_fake
 from edgeglocal.errors import InputError
 from edgeglocal.ops._registry import register_op
 from edgeglocal.ops._validate import check_same_device, check_tensor
-from edgeglocal.ops._window_onnx import make_op_def
-
-#: Added between tokens of different regions of a shifted window, as in Swin.
-MASK_VALUE = -100.0
+from edgeglocal.ops._window_onnx import MASK_VALUE, make_op_def
 
 _OP = "window_attention"
 
