@@ -299,3 +299,14 @@ def test_half_model_with_fp32_parameters_exports_one_type(onnx_kit):
     want = selective_scan_ref(*(t.double() for t in half[:2]), A, *(t.double() for t in half[2:]), delta_softplus=True)
     feeds = {i.name: t.numpy() for i, t in zip(model.graph.input, half)}
     assert_close(onnx_kit.ort(model, feeds), want, 2e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_fast_path_on_cuda_matches_reference(dtype):
+    args = {k: v.to(dtype) for k, v in make_inputs(2, 64, 16, 1000, 4).items()}
+    want = selective_scan_ref(**{k: v.double() for k, v in args.items()}, delta_softplus=True)
+    got = selective_scan(**{k: v.cuda() for k, v in args.items()}, delta_softplus=True)
+    assert got.device.type == "cuda" and got.dtype == dtype
+    assert_close(got.cpu(), want, 1e-4 if dtype == torch.float32 else 2e-3)

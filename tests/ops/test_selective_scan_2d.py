@@ -210,3 +210,14 @@ def test_gradients_match_finite_differences(follow):
         return selective_scan_2d(*tensors, params_follow_scan=follow)
 
     assert torch.autograd.gradcheck(scan, leaves)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("follow", [True, False], ids=["vmamba", "vcmamba"])
+def test_fast_path_on_cuda_matches_reference(follow):
+    args = {k: v.float() for k, v in make_inputs(2, 8, 4, 14, 14).items()}
+    want = selective_scan_2d_ref(**{k: v.double() for k, v in args.items()}, params_follow_scan=follow)
+    got = selective_scan_2d(**{k: v.cuda() for k, v in args.items()}, params_follow_scan=follow)
+    assert got.device.type == "cuda"
+    assert_close(got.cpu(), want, 1e-4)
