@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from edgeglocal.errors import InputError
 from edgeglocal.export import check_parity, to_onnx
-from edgeglocal.models import create, get_config
+from edgeglocal.models import IMAGENET_MEAN, IMAGENET_STD, create, get_config
+
+PEDESTRIANS = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 
 TINY = dict(stages=((8, 1, 2), (16, 1, 2), (24, 1, 2), (32, 1, 1)), stem=8, feat_dim=64, global_dim=32, part_dim=8)
 
@@ -58,11 +64,30 @@ def _export_and_check(model, size, tmp_path):
     report = check_parity(model, path, torch.rand(3, 3, *size), atol=1e-4, rtol=0.0)
     assert report.passed, report.to_dict()
     assert report.outputs[0].shape == [3, model.embed_dim]
+    return path
 
 
 def test_export_matches_pytorch_at_default_size(tmp_path):
     torch.manual_seed(0)
-    _export_and_check(create("reid_small", **TINY).eval(), (256, 128), tmp_path)
+    model = create("reid_small", **TINY).eval()
+    path = _export_and_check(model, (256, 128), tmp_path)
+    if not PEDESTRIANS.exists():
+        pytest.skip("opencv-doc media not installed")
+    from edgeglocal.tasks.gallery import Embedder
+
+    # The bundle plugs into the tracker's embedder: person-sized crops of a real video frame.
+    cap = cv2.VideoCapture(str(PEDESTRIANS))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    crops = [frame[100:356, 200:328], frame[200:456, 500:628]]
+    embedder = Embedder(path, device="cpu")
+    got = embedder(crops)
+    rgb = torch.from_numpy(np.stack([c[:, :, ::-1] for c in crops]).copy()).permute(0, 3, 1, 2).float() / 255
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+    with torch.no_grad():
+        expected = model((rgb - mean) / std).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
 @pytest.mark.slow
