@@ -139,6 +139,11 @@ def revisited_map(rankings: dict[str, list[str]], gnd: dict[str, dict[str, list[
     return out
 
 
+def ranked_recall_at_k(rankings: dict[str, list[str]], positives: dict[str, set], k: int) -> float:
+    """Fraction of queries with at least one positive among their first ``k`` results."""
+    return float(np.mean([bool(set(rankings[q][:k]) & positives[q]) for q in rankings]))
+
+
 # ---------------------------------------------------------------- multi-object tracking
 
 
@@ -167,43 +172,60 @@ def _by_frame(rows: np.ndarray) -> dict[int, np.ndarray]:
     return {int(f): rows[rows[:, 0] == f] for f in np.unique(rows[:, 0])}
 
 
-def clear_mot(gt: np.ndarray, hyp: np.ndarray, iou_threshold: float = 0.5) -> dict[str, float]:
-    """CLEAR-MOT and identity metrics (MOTA, MOTP, IDF1, ...) with motmetrics' accumulator.
+def clear_mot(sequences: dict[str, tuple[np.ndarray, np.ndarray]], iou_threshold: float = 0.5) -> dict[str, dict[str, float]]:
+    """CLEAR-MOT and identity metrics (MOTA, MOTP, IDF1, ...) per sequence and ``OVERALL``, by motmetrics.
 
-    ``gt`` and ``hyp`` are MOTChallenge rows (frame, id, x, y, w, h, conf); matching is at IoU >=
-    ``iou_threshold``, as in motmetrics' ``compare_to_groundtruth(..., "iou", distth=0.5)``.
+    ``sequences[name] = (gt, hyp)``, MOTChallenge rows (frame, id, x, y, w, h, conf); matching is at
+    IoU >= ``iou_threshold``, as motmetrics' ``compare_to_groundtruth(..., "iou", distth=0.5)``.
+    MOTP is motmetrics' mean (1 - IoU) of matches (lower is better).
     """
     try:
         import motmetrics as mm
     except ImportError as exc:
         raise BackendUnavailable("Tracking metrics need motmetrics: pip install motmetrics.") from exc
-    acc = mm.MOTAccumulator(auto_id=False)
-    g, h = _by_frame(gt), _by_frame(hyp)
-    empty = np.empty((0, 7))
-    for f in sorted(set(g) | set(h)):
-        gf, hf = g.get(f, empty), h.get(f, empty)
-        dist = iou_distance(gf[:, 2:6], hf[:, 2:6], 1.0 - iou_threshold)
-        acc.update(gf[:, 1].astype(int).tolist(), hf[:, 1].astype(int).tolist(), dist, frameid=f)
-    names = ["mota", "motp", "idf1", "idp", "idr", "recall", "precision", "num_switches",
-             "num_false_positives", "num_misses", "mostly_tracked", "mostly_lost", "num_fragmentations"]
-    summary = mm.metrics.create().compute(acc, metrics=names, name="seq")
-    return {n: float(summary[n].iloc[0]) for n in names}
+    accs = []
+    for gt, hyp in sequences.values():
+        acc = mm.MOTAccumulator(auto_id=False)
+        g, h = _by_frame(gt), _by_frame(hyp)
+        empty = np.empty((0, 7))
+        for f in sorted(set(g) | set(h)):
+            gf, hf = g.get(f, empty), h.get(f, empty)
+            dist = iou_distance(gf[:, 2:6], hf[:, 2:6], 1.0 - iou_threshold)
+            acc.update(gf[:, 1].astype(int).tolist(), hf[:, 1].astype(int).tolist(), dist, frameid=f)
+        accs.append(acc)
+    summary = mm.metrics.create().compute_many(accs, metrics=MOT_METRICS, names=list(sequences),
+                                               generate_overall=len(accs) > 1)
+    return {str(name): {m: float(row[m]) for m in MOT_METRICS} for name, row in summary.iterrows()}
 
 
-def hota(gt: np.ndarray, hyp: np.ndarray) -> dict[str, float]:
-    """HOTA, DetA, AssA and LocA (Luiten et al., IJCV 2021) with TrackEval's HOTA metric.
+MOT_METRICS = ["mota", "motp", "idf1", "idp", "idr", "recall", "precision", "num_switches",
+               "num_false_positives", "num_misses", "mostly_tracked", "mostly_lost", "num_fragmentations"]
 
-    The per-frame IoU similarities are handed straight to ``trackeval.metrics.HOTA.eval_sequence``
-    (TrackEval's dataset readers are not needed for plain MOTChallenge rows); the scores are the
-    means over its 19 localisation thresholds, as TrackEval reports them.
+
+def hota(sequences: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """HOTA, DetA, AssA and LocA (Luiten et al., IJCV 2021) per sequence and ``OVERALL``, by TrackEval.
+
+    The per-frame IoU similarities go straight to ``trackeval.metrics.HOTA`` (its dataset readers
+    are not needed for plain MOTChallenge rows); each score is the mean over the 19 localisation
+    thresholds, as TrackEval reports it.
     """
     try:
         from trackeval.metrics import HOTA
     except ImportError as exc:
         raise BackendUnavailable("HOTA needs TrackEval: pip install trackeval.") from exc
+    metric = HOTA()
+    per = {name: metric.eval_sequence(_hota_data(gt, hyp)) for name, (gt, hyp) in sequences.items()}
+    if len(per) > 1:
+        per["OVERALL"] = metric.combine_sequences(dict(per))
+    return {name: {k.lower(): float(np.mean(r[k])) for k in ("HOTA", "DetA", "AssA", "LocA")} for name, r in per.items()}
+
+
+def _hota_data(gt: np.ndarray, hyp: np.ndarray) -> dict:
+    """One sequence in the form TrackEval's metrics take: per-frame 0-based ids and IoU matrices."""
+    gt, hyp = np.asarray(gt, np.float64).reshape(-1, 7), np.asarray(hyp, np.float64).reshape(-1, 7)
     g, h = _by_frame(gt), _by_frame(hyp)
-    gt_ids = {v: i for i, v in enumerate(np.unique(np.asarray(gt).reshape(-1, 7)[:, 1]).astype(int))}
-    hyp_ids = {v: i for i, v in enumerate(np.unique(np.asarray(hyp).reshape(-1, 7)[:, 1]).astype(int))}
+    gt_ids = {v: i for i, v in enumerate(np.unique(gt[:, 1]).astype(int))}
+    hyp_ids = {v: i for i, v in enumerate(np.unique(hyp[:, 1]).astype(int))}
     frames = range(1, int(max([*g, *h, 0])) + 1)
     empty = np.empty((0, 7))
     data: dict = {"gt_ids": [], "tracker_ids": [], "similarity_scores": []}
@@ -212,7 +234,6 @@ def hota(gt: np.ndarray, hyp: np.ndarray) -> dict[str, float]:
         data["gt_ids"].append(np.array([gt_ids[int(i)] for i in gf[:, 1]], int))
         data["tracker_ids"].append(np.array([hyp_ids[int(i)] for i in hf[:, 1]], int))
         data["similarity_scores"].append(_iou_xywh(gf[:, 2:6], hf[:, 2:6]))
-    data.update(num_gt_dets=sum(len(x) for x in data["gt_ids"]), num_tracker_dets=sum(len(x) for x in data["tracker_ids"]),
-                num_gt_ids=len(gt_ids), num_tracker_ids=len(hyp_ids), num_timesteps=len(frames))
-    res = HOTA().eval_sequence(data)
-    return {k.lower(): float(np.mean(res[k])) for k in ("HOTA", "DetA", "AssA", "LocA")}
+    data.update(num_gt_dets=len(gt), num_tracker_dets=len(hyp), num_gt_ids=len(gt_ids),
+                num_tracker_ids=len(hyp_ids), num_timesteps=len(frames))
+    return data
