@@ -6,11 +6,14 @@ protobuf limit) and ``NAME.json``; nothing appears under the final names unless 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
+import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import onnx
 import torch
@@ -49,6 +52,21 @@ def _dynamic_shapes(inputs: Sequence[torch.Tensor], dynamic: str | None) -> tupl
             dims.update({2: "height", 3: "width"})
         shapes.append(dims)
     return tuple(shapes)
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Hide the exporter's chatter (missing torchvision ops, pytree deprecations); errors still raise."""
+    registration = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registration.level
+    registration.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        registration.setLevel(level)
 
 
 def _reason(exc: BaseException) -> str:
@@ -120,12 +138,13 @@ def to_onnx(
     was_training = model.training
     model.eval()
     try:
-        program = torch.onnx.export(
-            model, inputs, dynamo=True, opset_version=opset, verbose=False,
-            custom_translation_table=custom_translation_table(),
-            dynamic_shapes=_dynamic_shapes(inputs, dynamic),
-            input_names=input_names, output_names=output_names,
-        )
+        with _quiet_exporter():
+            program = torch.onnx.export(
+                model, inputs, dynamo=True, opset_version=opset, verbose=False,
+                custom_translation_table=custom_translation_table(),
+                dynamic_shapes=_dynamic_shapes(inputs, dynamic),
+                input_names=input_names, output_names=output_names,
+            )
     except EdgeglocalError:
         raise
     except Exception as exc:  # the exporter raises many types; the user needs one sentence

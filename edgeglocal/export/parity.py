@@ -117,6 +117,16 @@ def _as_feeds(session: Any, inputs: Any) -> dict[str, np.ndarray]:
             for n, v in zip(names, values)}
 
 
+def _to_model(value: np.ndarray, model: torch.nn.Module) -> torch.Tensor:
+    """A feed as the model takes it: on the model's device, floats in its dtype (an fp16 bundle's
+    inputs are compared against the fp32 model)."""
+    param = next(iter(model.parameters()), None)
+    tensor = torch.from_numpy(value)
+    if param is None:
+        return tensor
+    return tensor.to(param.device, param.dtype if tensor.is_floating_point() else tensor.dtype)
+
+
 def _flatten(out: Any) -> list[np.ndarray]:
     """Model outputs in graph order: a tensor, a (nested) tuple/list, or a dict (value order)."""
     if isinstance(out, torch.Tensor):
@@ -177,7 +187,7 @@ def check_parity(
         for step in range(count):
             feeds = trials[0] if trials else _random_feeds(session, manifest, rng)
             with torch.no_grad():
-                expected = _flatten(model(*(torch.from_numpy(v) for v in feeds.values())))
+                expected = _flatten(model(*(_to_model(v, model) for v in feeds.values())))
             actual = session.run(None, feeds)
             if len(actual) != len(expected):
                 raise BundleError(
