@@ -63,6 +63,13 @@ def check_command(
     with stage("Load model") as info:
         manifest = find_manifest(onnx_file(bundle))
         if arch is None and model is None and manifest is not None and manifest.arch:
+            from edgeglocal.models import list_models
+
+            if manifest.arch not in list_models():
+                raise InputError(
+                    f"The manifest's architecture {manifest.arch!r} is not registered; pass --arch NAME "
+                    f"or --model module:callable."
+                )
             arch = manifest.arch
         torch_model = load_model(arch, model, checkpoint)
         info["detail"] = model or arch

@@ -55,3 +55,10 @@ def test_bad_model_path_is_one_red_sentence(bundle):
     result = run(path, "--model", "no_such_module:build")
     assert result.exit_code == 1
     assert "--model 'no_such_module:build' must name an importable module:callable" in result.output
+
+
+def test_unregistered_manifest_arch_asks_for_a_model(bundle_copy):
+    _, path = bundle_copy
+    result = run(path)  # exported with arch="tiny", which no registry knows
+    assert result.exit_code == 1
+    assert "architecture 'tiny' is not registered; pass --arch NAME or --model module:callable" in " ".join(result.output.split())

@@ -21,6 +21,7 @@ CASES = {
     "non_square_odd_windows": (2, 12, 18, (4, 6), (2, 3), 2, 4, True, False),
     "shift_one_axis": (1, 9, 15, (3, 5), (0, 2), 4, 4, True, False),
     "single_head": (3, 6, 6, (3, 3), (1, 1), 1, 6, True, False),
+    "one_window_shifted": (1, 7, 7, (7, 7), (3, 3), 2, 4, True, False),
     "global_query": (2, 8, 12, (4, 4), (0, 0), 2, 8, True, True),
     "global_query_shifted_no_table": (2, 8, 12, (4, 4), (2, 1), 2, 4, False, True),
 }
