@@ -102,6 +102,9 @@ def test_missing_file_and_bad_suffix(tmp_path):
     (tmp_path / "m.tflite").write_bytes(b"x")
     with pytest.raises(BundleError, match="expected .onnx or .engine"):
         load(tmp_path / "m.tflite")
+    (tmp_path / "net.pt").write_bytes(b"x")
+    with pytest.raises(BackendUnavailable, match="export it first"):
+        load(tmp_path / "net.pt")
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all")
     with pytest.raises(BundleError, match="junk.onnx"):
         load(tmp_path / "junk.onnx")
