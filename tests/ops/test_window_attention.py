@@ -102,12 +102,14 @@ def test_fp16_inputs_compute_in_fp32(name):
     ref = window_attention_ref(qkv, table, **kwargs)
     fast = window_attention(qkv, table, **kwargs)
     assert ref.dtype == fast.dtype == torch.float16
-    session = ort.InferenceSession(node_model(case, TensorProto.FLOAT16).SerializeToString(),
-                                   providers=["CPUExecutionProvider"])
-    (on_ort,) = session.run(None, onnx_feeds(qkv, table, kwargs, case))
-    assert on_ort.dtype == np.float16
+    model = node_model(case, TensorProto.FLOAT16)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = onnx_feeds(qkv, table, kwargs, case)
+    (on_ort,) = session.run(None, feeds)
+    (on_eval,) = ReferenceEvaluator(model).run(None, feeds)
+    assert on_ort.dtype == on_eval.dtype == np.float16
     # every path rounds only the fp16 output: all within fp16 resolution of the fp32 computation
-    for out in (ref.float().numpy(), fast.float().numpy(), on_ort.astype(np.float32)):
+    for out in (ref.float().numpy(), fast.float().numpy(), on_ort.astype(np.float32), on_eval.astype(np.float32)):
         np.testing.assert_allclose(out, ref32.numpy(), atol=2e-3, rtol=2e-3)
 
 
