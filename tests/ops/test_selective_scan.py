@@ -310,3 +310,16 @@ def test_fast_path_on_cuda_matches_reference(dtype):
     got = selective_scan(**{k: v.cuda() for k, v in args.items()}, delta_softplus=True)
     assert got.device.type == "cuda" and got.dtype == dtype
     assert_close(got.cpu(), want, 1e-4 if dtype == torch.float32 else 2e-3)
+
+
+def test_non_contiguous_inputs_as_mamba_produces_them():
+    """Mamba splits x_proj's output into delta, B, C and transposes A: views, not copies."""
+    b, d, n, l = 2, 4, 3, 150
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(b, d + 2 * n, l, generator=gen, dtype=torch.float64)
+    u, B, C = x.split([d, n, n], dim=1)
+    delta = torch.rand(b, l, d, generator=gen, dtype=torch.float64).transpose(1, 2)
+    A = -torch.rand(n, d, generator=gen, dtype=torch.float64).t()
+    assert not (B.is_contiguous() or delta.is_contiguous() or A.is_contiguous())
+    want = selective_scan_ref(*(t.contiguous() for t in (u, delta, A, B, C)), delta_softplus=True)
+    assert_close(selective_scan(u, delta, A, B, C, delta_softplus=True), want, 1e-12)
