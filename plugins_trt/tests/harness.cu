@@ -246,6 +246,7 @@ int main() {
         check_window_attention(dtype, 2, 8, 8, 64, 1, 4, 4, 2, 0, false, 0);
         check_window_attention(dtype, 2, 14, 14, 32, 4, 7, 7, 0, 0, true, 1);
         check_window_attention(dtype, 2, 12, 12, 256, 2, 6, 6, 0, 0, true, 2);
+        check_window_attention(dtype, 1, 18, 36, 32, 2, 18, 18, 9, 5, true, 0);  // more queries than threads
     }
     std::printf("%d failed\n", failures);
     return failures ? 1 : 0;

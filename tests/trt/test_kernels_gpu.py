@@ -89,6 +89,7 @@ def test_selective_scan_2d_matches_reference(kernels, dtype, follow, b, d, h, w,
         (8, 8, 64, 1, (4, 4), (2, 0), False, 0),
         (14, 14, 32, 4, (7, 7), (0, 0), True, 1),
         (12, 12, 256, 2, (6, 6), (0, 0), True, 2),
+        (18, 36, 32, 2, (18, 18), (9, 5), True, 0),
     ],
 )
 def test_window_attention_matches_reference(kernels, dtype, h, w, c, heads, window, shift, bias, qg):
