@@ -23,7 +23,7 @@ from edgeglocal.errors import InputError, SinkError
 from edgeglocal.fsutil import next_run_dir
 from edgeglocal.io.frame import Frame
 from edgeglocal.io.sinks import ImageSink, JsonlSink, Sink, VideoSink, WindowSink
-from edgeglocal.io.sources import ImageSource, Source, open_source
+from edgeglocal.io.sources import ImageSource, MultiSource, Source, open_source
 from edgeglocal.tasks.base import Result, Task
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "render", "write")
@@ -73,8 +73,11 @@ class Pipeline:
         run_dir: Path | None = None,
         on_stats: Callable[[PipelineStats], None] | None = None,
         task_outputs: list[Path] | None = None,
+        tasks_by_source: dict[str, Task] | None = None,
     ) -> None:
         self.task, self.source, self.sinks, self.run_dir = task, source, sinks, run_dir
+        #: One task per stream of a multi-stream source (``task`` serves any other frame).
+        self.tasks_by_source = tasks_by_source or {}
         self.stats = PipelineStats(total=source.total)
         #: Called with :attr:`stats` after every frame, from the iterating thread.
         self.on_stats = on_stats
@@ -125,14 +128,18 @@ class Pipeline:
                     self._put(self._inferred, item)
                     return
                 t0 = time.perf_counter()
-                feeds = self.task.preprocess(item.frame)
+                task = self._task_for(item.frame)
+                feeds = task.preprocess(item.frame)
                 t1 = time.perf_counter()
-                item.outputs = self.task.infer(feeds)
+                item.outputs = task.infer(feeds)
                 item.times.update(preprocess=t1 - t0, infer=time.perf_counter() - t1)
                 if not self._put(self._inferred, item):
                     return
         except BaseException as exc:
             self._put(self._inferred, _Failure(exc))
+
+    def _task_for(self, frame: Frame) -> Task:
+        return self.tasks_by_source.get(frame.source, self.task)
 
     def _get(self, q: queue.Queue) -> Any:
         while not self._stop.is_set() and not (self._stop_requested and q is self._inferred):
@@ -160,9 +167,10 @@ class Pipeline:
                 if isinstance(item, _Failure):
                     raise item.exc
                 t0 = time.perf_counter()
-                result = self.task.postprocess(item.outputs, item.frame)
+                task = self._task_for(item.frame)
+                result = task.postprocess(item.outputs, item.frame)
                 t1 = time.perf_counter()
-                image = self.task.render(result, item.frame) if needs_image else None
+                image = task.render(result, item.frame) if needs_image else None
                 t2 = time.perf_counter()
                 record = result.to_record() if needs_record else {}
                 for sink in self.sinks:
@@ -221,7 +229,8 @@ class Pipeline:
                 sink.close()
             except SinkError as exc:
                 errors.append(exc)
-        self.task.close()
+        for task in {id(t): t for t in [self.task, *self.tasks_by_source.values()]}.values():
+            task.close()
         if errors:
             raise errors[0]
 
@@ -299,6 +308,37 @@ def _supported_options(cls: type[Task], task: str, options: dict[str, Any]) -> d
     return {k: v for k, v in options.items() if k in params}
 
 
+def _create_tasks(
+    name: str, model: str | None, options: dict[str, Any], src: Source, run_dir: Path | None
+) -> tuple[dict[str, Task], list[Path]]:
+    """One task per stream of a ``.streams`` source, so that tracks or banks never mix streams.
+
+    Output options (``save_mot=True``) become a file per stream in ``run_dir``, named after it.
+    """
+    from edgeglocal import tasks
+
+    specs = [s.name for s in src.sources] if isinstance(src, MultiSource) else [src.name]
+    created: dict[str, Task] = {}
+    outputs: list[Path] = []
+    stems: set[str] = set()
+    try:
+        for spec in specs:
+            stem = _stem(spec)
+            stem = stem if stem not in stems else f"{stem}_{len(stems)}"
+            stems.add(stem)
+            task_options = dict(options)
+            for key, pattern in OUTPUT_OPTIONS.items():
+                if task_options.get(key) is True:
+                    task_options[key] = run_dir / pattern.format(stem=stem)
+                    outputs.append(task_options[key])
+            created[spec] = tasks.create(name, model=model, **task_options)
+    except BaseException:
+        for task in created.values():
+            task.close()
+        raise
+    return created, outputs
+
+
 def run(
     task: str | Task,
     source: str | Source,
@@ -332,17 +372,16 @@ def run(
     if not isinstance(task, Task) and task not in tasks.task_names():
         raise InputError(f"Unknown task {task!r}; expected one of {', '.join(tasks.task_names())}.")
     src = source if isinstance(source, Source) else open_source(source, vid_stride, max_frames)
+    per_source: dict[str, Task] = {}
     try:
         wants_files = save or save_json or any(options.get(k) is True for k in OUTPUT_OPTIONS)
         run_dir = next_run_dir(Path(project) / (task_name or "task"), name or "exp", exist_ok) if wants_files else None
-        task_outputs = []
-        for key, pattern in OUTPUT_OPTIONS.items():
-            if options.get(key) is True:
-                options[key] = run_dir / pattern.format(stem=_stem(src.name))
-                task_outputs.append(options[key])
-        if not isinstance(task, Task):
+        if isinstance(task, Task):
+            task_obj, per_source, task_outputs = task, {}, []
+        else:
             options = _supported_options(tasks.task_class(task), task, options)
-        task_obj = task if isinstance(task, Task) else tasks.create(task, model=model, **options)
+            per_source, task_outputs = _create_tasks(task, model, options, src, run_dir)
+            task_obj = next(iter(per_source.values()))
         sinks: list[Sink] = []
         if show:
             try:
@@ -355,6 +394,8 @@ def run(
         if save_json:
             sinks.append(JsonlSink(run_dir / "results.jsonl"))
     except BaseException:
+        for created in per_source.values():
+            created.close()
         src.close()
         raise
-    return Pipeline(task_obj, src, sinks, run_dir, on_stats, task_outputs=task_outputs)
+    return Pipeline(task_obj, src, sinks, run_dir, on_stats, task_outputs=task_outputs, tasks_by_source=per_source)

@@ -225,3 +225,22 @@ def test_keyboard_interrupt_in_python_api_still_finishes_the_video(vtest, sobel_
     # Every printed frame is in the video; the interrupt may land after a write and before the print.
     assert printed <= _frames(tmp_path / "edges" / "exp" / "vtest.mp4") <= printed + 1
     assert not list((tmp_path / "edges" / "exp").glob(".*"))
+
+
+def test_each_stream_of_a_streams_file_gets_its_own_task(vtest, sobel_model, monkeypatch, tmp_path):
+    from edgeglocal import tasks
+
+    monkeypatch.setitem(tasks._TASKS, "strict", f"{__name__}:StrictEdges")
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(pics / f"p{i}.png"), np.full((24, 32, 3), 60 * i, np.uint8))
+    listing = tmp_path / "two.streams"
+    listing.write_text(f"{vtest}\n{pics}\n")
+    pipe = run("strict", str(listing), model=str(sobel_model), max_frames=4, save=True, project=tmp_path / "runs")
+    assert len(list(pipe)) == 7
+    by_source = pipe.tasks_by_source
+    assert set(by_source) == {str(vtest), str(pics)} and by_source[str(vtest)] is not by_source[str(pics)]
+    assert by_source[str(vtest)].postprocessed == [0, 1, 2, 3] and by_source[str(pics)].postprocessed == [0, 1, 2]
+    assert all(t.closed == 1 for t in by_source.values())
+    assert sorted(p.name for p in pipe.outputs) == ["pics.mp4", "vtest.mp4"]
