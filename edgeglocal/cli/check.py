@@ -16,8 +16,12 @@ from edgeglocal.cli._console import console, handle_errors, stage
 from edgeglocal.errors import InputError, ParityError
 
 
-def load_model(arch: str | None, model_path: str | None, checkpoint: Path | None) -> Any:
-    """The PyTorch model to compare with: ``--arch`` from the registry or ``--model module:callable``."""
+def load_model(
+    arch: str | None, model_path: str | None, checkpoint: Path | None, config: dict[str, Any] | None = None
+) -> Any:
+    """The PyTorch model to compare with: ``--arch`` from the registry (built with the factory
+    ``config`` that ``edgeglocal export`` recorded, e.g. class count or input size) or
+    ``--model module:callable``."""
     if model_path:
         module_name, _, attr = model_path.partition(":")
         if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` would find them
@@ -30,7 +34,7 @@ def load_model(arch: str | None, model_path: str | None, checkpoint: Path | None
     elif arch:
         from edgeglocal.models import create
 
-        model = create(arch)
+        model = create(arch, **{k: tuple(v) if isinstance(v, list) else v for k, v in (config or {}).items()})
     else:
         raise InputError("The bundle's manifest names no architecture; pass --arch NAME or --model module:callable.")
     if checkpoint is not None:
@@ -71,7 +75,8 @@ def check_command(
                     f"or --model module:callable."
                 )
             arch = manifest.arch
-        torch_model = load_model(arch, model, checkpoint)
+        recorded = manifest.extra.get("model", {}).get("config") if manifest and manifest.arch == arch else None
+        torch_model = load_model(arch, model, checkpoint, recorded)
         info["detail"] = model or arch
 
     with stage(f"Compare PyTorch and ONNX Runtime CPU on {n} random input(s)"), Progress(

@@ -17,8 +17,8 @@ HERE = Path(__file__).parent
 
 
 @register_model("test_tiny_window_net", task="classify", input_size=(16, 16))
-def _registered_tiny(**_):
-    return tiny_window_net()
+def _registered_tiny(seed: int = 0, **_):
+    return tiny_window_net(seed)
 
 
 def run(*args: str):
@@ -42,12 +42,19 @@ def test_differing_model_exits_2_with_the_needed_atol(bundle, monkeypatch):
     assert "FAILED" in result.output and "differs from PyTorch" in result.output and "atol >=" in result.output
 
 
-def test_registered_arch_comes_from_the_manifest(tmp_path):
+def test_registered_arch_and_its_config_come_from_the_manifest(tmp_path):
+    """As `edgeglocal export` writes it: the factory config in extra.model.config rebuilds the same model."""
     path = tmp_path / "reg.onnx"
-    to_onnx(tiny_window_net(), torch.randn(1, 3, 16, 16), path, arch="test_tiny_window_net")
+    to_onnx(tiny_window_net(seed=7), torch.randn(1, 3, 16, 16), path, arch="test_tiny_window_net",
+            extra={"model": {"config": {"seed": 7}}})
     result = run(path, "--n", "1")
     assert result.exit_code == 0, result.output
     assert "test_tiny_window_net" in result.output and "PASSED" in result.output
+    assert run(path, "--n", "1", "--arch", "test_tiny_window_net").exit_code == 0
+    manifest = json.loads(path.with_suffix(".json").read_text())
+    manifest["extra"]["model"]["config"]["seed"] = 0  # a different model than the one exported
+    path.with_suffix(".json").write_text(json.dumps(manifest))
+    assert run(path, "--n", "1").exit_code == 2
 
 
 def test_bad_model_path_is_one_red_sentence(bundle):
