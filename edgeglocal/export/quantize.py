@@ -155,11 +155,6 @@ def _ensure_node_names(model: onnx.ModelProto) -> None:
             node.name = f"{node.op_type}_{i}"
 
 
-def _custom_op_types(model: onnx.ModelProto) -> list[str]:
-    local = {(f.domain, f.name) for f in model.functions}
-    return sorted({n.op_type for n in model.graph.node if (n.domain, n.op_type) in local})
-
-
 # ---------------------------------------------------------------- conversions
 
 
@@ -379,7 +374,7 @@ def _derived_manifest(
     derived.precision = {
         "mode": precision,
         "from": "fp32",
-        "format": "qdq-int8-symmetric-per-channel" if precision == "int8" else "fp16-io-fp32",
+        "format": "qdq-int8-symmetric-per-channel" if precision == "int8" else "fp16, graph inputs/outputs fp32",
         "calibration": {"source": str(calib), "frames": n_calib, "method": method} if precision == "int8" else None,
         "excluded_nodes": result.excluded,
         "kept_float_ops": list(FP16_BLOCK_OPS) if precision == "fp16" else ["all but " + ", ".join(INT8_OPS)],
