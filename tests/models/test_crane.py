@@ -118,6 +118,8 @@ def test_text_embeddings_from_files(tmp_path, suffix):
     assert torch.allclose(loaded, emb / emb.norm(dim=1, keepdim=True), atol=1e-6)
     model = create("crane_vit_b16", **TINY, text_embeddings=path)
     assert torch.allclose(model.text_embeddings, loaded)
+    model.set_text_embeddings(-emb)  # e.g. after loading image-tower weights
+    assert torch.allclose(model.text_embeddings, -loaded, atol=1e-6)
 
 
 def test_bad_text_embeddings_fail_with_one_sentence(tmp_path):
