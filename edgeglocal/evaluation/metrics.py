@@ -97,22 +97,27 @@ def aupro(masks: np.ndarray, maps: np.ndarray, max_fpr: float = 0.3) -> float:
 # ---------------------------------------------------------------- retrieval
 
 
-def average_precision(ranked: list[str] | np.ndarray, positives: set, junk: set = frozenset()) -> float:
-    """Non-interpolated AP of one ranked list: mean precision at the rank of each positive.
+def average_precision(ranked: list[str] | np.ndarray, positives: set, junk: set = frozenset(),
+                      trapezoid: bool = False) -> float:
+    """AP of one ranked list; junk items are dropped before ranking (they count neither way).
 
-    Junk items are removed from the list before ranking (they count neither way); positives
-    never retrieved contribute zero precision.
+    Default: non-interpolated AP, the mean precision at the rank of each positive. ``trapezoid``:
+    the Oxford / revisited-Oxford benchmark's variant, which averages the precision just before
+    and at each positive (so a positive at rank r after j hits adds (j/r + (j+1)/(r+1)) / 2).
+    Positives never retrieved contribute zero.
     """
-    hits, total = 0, 0.0
-    rank = 0
+    if not positives:
+        return float("nan")
+    hits, total, rank = 0, 0.0, 0
     for item in ranked:
         if item in junk:
             continue
-        rank += 1
         if item in positives:
+            before = (hits / rank if rank else 1.0) if trapezoid else (hits + 1) / (rank + 1)
+            total += (before + (hits + 1) / (rank + 1)) / 2
             hits += 1
-            total += hits / rank
-    return total / len(positives) if positives else float("nan")
+        rank += 1
+    return total / len(positives)
 
 
 def revisited_map(rankings: dict[str, list[str]], gnd: dict[str, dict[str, list[str]]]) -> dict[str, float]:
@@ -120,7 +125,8 @@ def revisited_map(rankings: dict[str, list[str]], gnd: dict[str, dict[str, list[
 
     ``gnd[query]`` holds ``easy``, ``hard`` and ``junk`` gallery items. Easy: easy positives, hard
     ignored; Medium: easy and hard positives; Hard: hard positives, easy ignored. Junk is always
-    ignored; queries without positives in a setting are left out of that setting's mean.
+    ignored; queries without positives in a setting are left out of that setting's mean. AP is the
+    benchmark's trapezoidal variant.
     """
     settings = {
         "easy": (("easy",), ("junk", "hard")),
@@ -134,7 +140,7 @@ def revisited_map(rankings: dict[str, list[str]], gnd: dict[str, dict[str, list[
             g = gnd[q]
             pos = {x for k in pos_keys for x in g.get(k, [])}
             if pos:
-                aps.append(average_precision(ranked, pos, {x for k in junk_keys for x in g.get(k, [])}))
+                aps.append(average_precision(ranked, pos, {x for k in junk_keys for x in g.get(k, [])}, trapezoid=True))
         out[name] = float(np.mean(aps)) if aps else float("nan")
     return out
 
