@@ -7,6 +7,7 @@ protobuf limit) and ``NAME.json``; nothing appears under the final names unless 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import tempfile
@@ -131,6 +132,10 @@ def to_onnx(
     path = Path(path)
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     _check_args(model, inputs, path, dynamic, opset)
+    try:  # before the (slow) export, so an impossible destination fails at once
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
     input_names = list(input_names or [_name(s) for s in input_specs or []] or
                        (["input"] if len(inputs) == 1 else [f"input_{i}" for i in range(len(inputs))]))
     output_names = list(output_names or [_name(s) for s in output_specs or []]) or None
@@ -180,16 +185,27 @@ def _name(spec: TensorSpec | dict) -> str:
     return spec["name"] if isinstance(spec, dict) else spec.name
 
 
+def _cannot_write(path: Path, exc: OSError) -> SinkError:
+    reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return SinkError(f"Cannot write {path}: {reason}.")
+
+
 def _write_model(program: Any, path: Path, external: bool) -> tuple[onnx.GraphProto, list[str]]:
     """Save, run the graph pass, check and infer shapes in a scratch folder; then move into place.
 
     The pass never touches weights, so the model is reloaded without its external data.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.export-") as work:
+    try:
+        scratch = tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.stem}.export-")
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
+    with scratch as work:
         tmp = Path(work) / path.name
         try:
             program.save(str(tmp), external_data=external)
+        except OSError as exc:
+            raise _cannot_write(path, exc) from exc
+        try:
             proto = onnx.load(str(tmp), load_external_data=False)
             custom_ops = attach_edgeglocal_functions(proto)
             proto = onnx.shape_inference.infer_shapes(proto, check_type=True, data_prop=True)
@@ -203,5 +219,5 @@ def _write_model(program: Any, path: Path, external: bool) -> tuple[onnx.GraphPr
             for produced in sorted(Path(work).iterdir(), key=lambda p: p == tmp):  # the .onnx last
                 os.replace(produced, path.parent / produced.name)
         except OSError as exc:
-            raise SinkError(f"Cannot write {path}: {exc.strerror or exc}.") from exc
+            raise _cannot_write(path, exc) from exc
     return proto.graph, custom_ops

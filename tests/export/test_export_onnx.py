@@ -13,7 +13,7 @@ from conftest import EXAMPLE_SHAPE
 from export_models import tiny_window_net
 
 import edgeglocal.export.onnx as export_onnx
-from edgeglocal.errors import ExportError, InputError
+from edgeglocal.errors import ExportError, InputError, SinkError
 from edgeglocal.export import to_onnx
 
 
@@ -95,3 +95,10 @@ def test_bad_arguments_fail_early(tmp_path, kwargs, match):
     with pytest.raises(InputError, match=match):
         to_onnx(args.pop("model"), args.pop("example_inputs"), tmp_path / args.pop("path"), **args)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_destination_is_a_sink_error(tmp_path):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("")
+    with pytest.raises(SinkError, match=r"^Cannot write .*not_a_dir/m\.onnx: "):
+        to_onnx(torch.nn.ReLU(), torch.randn(2, 3), blocker / "m.onnx")
