@@ -126,7 +126,8 @@ class Crane(nn.Module):
 
     def set_text_embeddings(self, value: torch.Tensor | str | Path) -> None:
         """Replace the (normal, anomalous) embeddings, e.g. after loading image-tower weights."""
-        self.text_embeddings = self._text_embeddings(value, self.text_embeddings.shape[1]).to(self.text_embeddings.device)
+        current = self.text_embeddings
+        self.text_embeddings = self._text_embeddings(value, current.shape[1]).to(current.device)
 
     def remap_checkpoint(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Accept a full OpenAI CLIP state dict (``visual.*`` kept, text tower dropped with a note)
@@ -135,8 +136,10 @@ class Crane(nn.Module):
         if visual:
             dropped = len(state) - len(visual)
             if dropped:
-                warnings.warn(f"Ignoring {dropped} text-tower keys of the CLIP checkpoint (only the image tower is used).",
-                              stacklevel=2)
+                warnings.warn(
+                    f"Ignoring {dropped} text-tower keys of the CLIP checkpoint (only the image tower is used).",
+                    stacklevel=2,
+                )
         else:
             visual = {f"visual.{k}": v for k, v in state.items()}
         return self.visual.adapt_state_dict(visual, prefix="visual.")

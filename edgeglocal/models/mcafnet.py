@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeglocal.errors import InputError
 from edgeglocal.models._registry import register_model
 from edgeglocal.nn.basic import LayerNorm2d
 from edgeglocal.nn.channel_attention import ColorCalibratedChannelAttention, color_statistics
@@ -115,7 +116,10 @@ class MCAFNet(nn.Module):
         super().__init__()
         levels = len(dims)
         if not (len(depths) == len(heads) == levels and len(decoder_depths) == levels - 1):
-            raise ValueError("dims, depths and heads need one entry per level, decoder_depths one fewer")
+            raise InputError(
+                f"mcafnet needs dims, depths and heads with one entry per level and decoder_depths with one "
+                f"fewer, got {len(dims)}, {len(depths)}, {len(heads)} and {len(decoder_depths)}."
+            )
         self.multiple = window * 2 ** (levels - 1)
         self.stem = nn.Conv2d(3, dims[0], 3, padding=1)
         self.encoder = nn.ModuleList(

@@ -127,11 +127,15 @@ class SuperGlobal(nn.Module):
         return F.normalize(self.merge(descriptors), dim=-1)
 
 
-@register_model(description="DOLG retrieval head (GeM global + multi-atrous local, orthogonal fusion) on ResNet-50", **_RETRIEVE)
+@register_model(
+    description="DOLG retrieval head (GeM global + multi-atrous local, orthogonal fusion) on ResNet-50", **_RETRIEVE
+)
 def dolg_r50(**kwargs) -> DOLG:
     return DOLG(**kwargs)
 
 
-@register_model(description="SuperGlobal descriptor (ReLU+, Regional-GeM, GeM+, Scale-GeM) on ResNet-50", **_RETRIEVE)
+@register_model(
+    description="SuperGlobal descriptor (ReLU+, Regional-GeM, GeM+, Scale-GeM) on ResNet-50", **_RETRIEVE
+)
 def superglobal_r50(**kwargs) -> SuperGlobal:
     return SuperGlobal(**kwargs)

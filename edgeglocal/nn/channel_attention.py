@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeglocal.errors import InputError
+
 __all__ = ["ChannelAttention", "ColorCalibratedChannelAttention", "color_statistics"]
 
 
@@ -33,7 +35,7 @@ class ChannelAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int = 1, bias: bool = False) -> None:
         super().__init__()
         if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+            raise InputError(f"Channel attention dim {dim} must be divisible by num_heads {num_heads}.")
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=bias)

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeglocal.errors import InputError
+
 __all__ = ["GeM", "GeMPlus", "RegionalGeM", "ReLUPlus", "ScaleGeM", "gem"]
 
 
@@ -73,7 +75,7 @@ class RegionalGeM(nn.Module):
     def __init__(self, p: float = 2.5, size: int = 5) -> None:
         super().__init__()
         if size % 2 == 0:
-            raise ValueError(f"RegionalGeM size must be odd, got {size}")
+            raise InputError(f"RegionalGeM size must be odd, got {size}.")
         self.p, self.size = p, size
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
