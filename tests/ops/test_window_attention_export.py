@@ -107,3 +107,32 @@ def test_torch_library_registration_is_consistent(args):
 def test_torch_library_aot_dispatch(args):
     """AOT autograd (torch.compile's backward) traces the op with fake tensors, dynamic shapes too."""
     torch.library.opcheck(torch.ops.edgeglocal.window_attention.default, args)
+
+
+class SwinStage1(torch.nn.Module):
+    """Swin-T stage 1 attention (56x56 tokens, c=96, 3 heads, 7x7 windows): plain then shifted block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.norms = torch.nn.ModuleList(torch.nn.LayerNorm(96) for _ in range(2))
+        self.qkvs = torch.nn.ModuleList(torch.nn.Linear(96, 288) for _ in range(2))
+        self.projs = torch.nn.ModuleList(torch.nn.Linear(96, 96) for _ in range(2))
+        self.tables = torch.nn.ParameterList(torch.nn.Parameter(0.02 * torch.randn(169, 3)) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        for norm, qkv, proj, table, shift in zip(self.norms, self.qkvs, self.projs, self.tables, (0, 3)):
+            x = x + proj(window_attention(qkv(norm(x)), table, num_heads=3, window_size=7, shift=shift))
+        return x.permute(0, 3, 1, 2)
+
+
+@pytest.mark.slow
+def test_swin_t_stage1_bundle_passes_parity(tmp_path):
+    from edgeglocal.export import check_parity
+
+    model = SwinStage1().eval()
+    path = tmp_path / "swin_stage1.onnx"
+    to_onnx(model, torch.randn(1, 96, 56, 56), path, dynamic="all")
+    assert check_parity(model, path, n=2).passed
+    assert check_parity(model, path, torch.randn(2, 96, 28, 42)).passed
