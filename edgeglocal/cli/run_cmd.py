@@ -18,7 +18,6 @@ from rich.table import Table
 from edgeglocal.cli._console import console, err_console, handle_errors, stage
 from edgeglocal.io.pipeline import STAGES, PipelineStats
 
-
 _SHORT = {"decode": "decode", "preprocess": "pre", "infer": "infer", "postprocess": "post", "render": "render", "write": "write"}
 
 
@@ -51,10 +50,10 @@ class _Panel:
     def render(self) -> Group:
         return Group(self.progress, _stats_table(self.stats))
 
-    def update(self, stats: PipelineStats) -> None:
+    def update(self, stats: PipelineStats, force: bool = False) -> None:
         self.stats = stats
         now = time.monotonic()
-        if now - self._last >= 0.25 or stats.frames == stats.total:
+        if force or now - self._last >= 0.25:
             self._last = now
             self.progress.update(self.bar, completed=stats.frames)
             self.live.update(self.render())
@@ -124,7 +123,7 @@ def run_command(
             if main_thread:
                 signal.signal(signal.SIGINT, previous)
             pipe.close()
-        panel.live.update(panel.render())
+        panel.update(pipe.stats, force=True)
     console.line()
     stats = pipe.stats
     summary = f"{stats.frames} frames in {time.perf_counter() - t0:.1f} s ({stats.fps:.1f} FPS)"
