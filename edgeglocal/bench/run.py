@@ -106,16 +106,30 @@ def _input_for(bundle: Path, imgsz: tuple[int, int] | None, batch: int) -> np.nd
     return np.random.default_rng(0).random((batch, 3, h, w), dtype=np.float32)
 
 
+def check_models(models: list[str]) -> None:
+    """Fail early: every model must be an existing .onnx file or a registered architecture name."""
+    from edgeglocal.models import get_config
+
+    if not models:
+        raise InputError("bench needs at least one bundle or architecture name.")
+    for spec in models:
+        path = Path(spec)
+        if path.suffix == ".onnx" or path.exists():
+            if not path.is_file() or path.suffix != ".onnx":
+                raise InputError(f"Model {spec} is not an .onnx bundle file; expected a bundle or an architecture name.")
+        else:
+            get_config(spec)  # raises "Unknown architecture ..., expected one of ..."
+
+
 def prepare(spec: str, work: Path, precisions: Iterable[str], imgsz: tuple[int, int] | None = None,
             batch: int = 1, checkpoint: Path | None = None, calib: Path | None = None,
             log: Callable[[str], None] = lambda _: None, model_kwargs: dict[str, Any] | None = None) -> BenchModel:
     """Export (for an arch name; ``model_kwargs`` override its factory's) and quantize one model into ``work``."""
     from edgeglocal.export.quantize import quantize
 
+    check_models([spec])
     path = Path(spec)
-    if path.suffix == ".onnx" or path.exists():
-        if not path.is_file() or path.suffix != ".onnx":
-            raise InputError(f"Model {spec} is not an .onnx bundle file; expected a bundle or an architecture name.")
+    if path.suffix == ".onnx":
         bm = BenchModel(path.stem, {"fp32": path}, _input_for(path, imgsz, batch))
         manifest = find_manifest(path)
         mode = manifest.precision.get("mode", "fp32") if manifest else "fp32"
@@ -183,8 +197,7 @@ def benchmark(models: list[str], backends: Iterable[str] = ("torch", "ort-cpu"),
     for p in precisions:
         if p not in PRECISIONS:
             raise InputError(f"Precision {p!r} is unknown; expected some of {', '.join(PRECISIONS)}.")
-    if not models:
-        raise InputError("bench needs at least one bundle or architecture name.")
+    check_models(models)
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgeglocal-bench-") as tmp:
         for spec in models:

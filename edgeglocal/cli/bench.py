@@ -38,6 +38,7 @@ def bench_command(
 ) -> None:
     """Measure latency (mean / p50 / p90 / p99), throughput and speed-up over PyTorch eager."""
     from edgeglocal.bench import BACKENDS, PRECISIONS, benchmark
+    from edgeglocal.bench.run import check_models
     from edgeglocal.fsutil import write_text_atomic
 
     backend_list = _split(backends, BACKENDS, "Backend")
@@ -48,6 +49,7 @@ def bench_command(
         raise InputError(f"--imgsz takes H W (or one size for both); got {len(imgsz)} numbers.")
     if batch < 1 or iters < 1 or warmup < 0:
         raise InputError(f"--batch {batch}, --iters {iters}, --warmup {warmup}: expected batch, iters >= 1 and warmup >= 0.")
+    check_models(models)
 
     with stage(f"Benchmark {len(models)} model(s) x {len(backend_list)} backend(s) x {len(precision_list)} precision(s)") as info, \
             console.status("preparing...") as status:
