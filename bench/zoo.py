@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 import torch
 from rich.console import Console
@@ -25,7 +24,7 @@ from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 import edgeglocal.ops  # noqa: F401  (registers torch.ops.edgeglocal.*)
-from edgeglocal.export import to_onnx
+from edgeglocal.export import check_parity, to_onnx
 from edgeglocal.models import create, get_config, list_models
 
 console = Console()
@@ -93,10 +92,7 @@ def bench_one(name: str, runs: int, warmup: int, threads: int, work: Path) -> di
     session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     feeds = {session.get_inputs()[0].name: x.numpy()}
     ort_ms, ort_cpu_ms = _latency_ms(lambda: session.run(None, feeds), runs, warmup)
-    with torch.no_grad():
-        ref = model(x)
-    ref = ref[0] if isinstance(ref, (tuple, list)) else ref
-    max_abs = float(np.abs(session.run(None, feeds)[0] - ref.numpy()).max())
+    max_abs = max(o.max_abs for o in check_parity(model, path, inputs=x.numpy()).outputs)
     return dict(arch=name, task=cfg.task, input=list(cfg.input_size), params_m=params / 1e6, gmacs=gmacs,
                 onnx_mb=size / 2**20, export_s=export_s, eager_ms=eager_ms, ort_ms=ort_ms,
                 eager_cpu_ms=eager_cpu_ms, ort_cpu_ms=ort_cpu_ms, max_abs=max_abs)

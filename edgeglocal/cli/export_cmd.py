@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.markup import escape
 from rich.table import Table
 
 from edgeglocal.cli._console import console, handle_errors, human_size, stage
@@ -38,12 +39,15 @@ def _parity_table(name: str, report: Any) -> Table:
     return table
 
 
-def _run_hint(task: str, onnx_path: Path) -> str:
+def _run_hint(task: str, onnx_path: Path, input_name: str, size: tuple[int, int]) -> str:
+    """The command that runs the bundle: the task's ``edgeglocal run``, else a runnable Python line."""
     from edgeglocal.tasks import task_names
 
     if task in task_names():
         return f"edgeglocal run --task {task} --model {onnx_path} --source VIDEO_OR_CAMERA"
-    return f"python -c \"import edgeglocal; print(edgeglocal.load('{onnx_path}').run(FEEDS))\""
+    feeds = f"{{'{input_name}': np.zeros((1, 3, {size[0]}, {size[1]}), np.float32)}}"
+    return (f"python -c \"import edgeglocal, numpy as np; out = edgeglocal.load('{onnx_path}').run({feeds}); "
+            f"print({{k: v.shape for k, v in out.items()}})\"")
 
 
 @handle_errors
@@ -120,7 +124,7 @@ def export_command(
             "the bundle is kept for inspection."
         )
     console.print(f"Results saved to [bold]{out}[/] and [bold]{out.with_suffix('.json')}[/]")
-    console.print(f"Run it: [bold]{_run_hint(cfg.task, out)}[/]")
+    console.print(f"Run it: [bold]{escape(_run_hint(cfg.task, out, cfg.input_name, size))}[/]", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

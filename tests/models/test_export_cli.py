@@ -47,6 +47,8 @@ def test_checkpoint_round_trip_through_the_cli(tmp_path):
     onnx_path = tmp_path / "out" / "micro.onnx"
     assert str(onnx_path) in "".join(result.output.split())
     assert "edgeglocal ops: WindowAttention" in _text(result.output) and "PASSED" in result.output
+    hint = next(line for line in result.output.splitlines() if line.startswith("Run it: "))
+    assert f"edgeglocal.load('{onnx_path}')" in hint and "np.zeros((1, 3, 32, 32), np.float32)" in hint
 
     manifest = json.loads(onnx_path.with_suffix(".json").read_text())
     assert manifest["task"] == "classify" and manifest["arch"] == "coswin_micro_test"
