@@ -93,20 +93,21 @@ class Transformer(nn.Module):
 class VisionTransformer(nn.Module):
     """OpenAI CLIP's image tower. ``forward`` returns the projected class embedding (b, output_dim).
 
-    ``img_size`` fixes the stored position-embedding grid; other input sizes (multiples of the
-    patch size) interpolate it bicubically on the fly, and :meth:`adapt_state_dict` resizes a
-    checkpoint's grid to this model's.
+    ``img_size`` (int or (H, W)) fixes the stored position-embedding grid; other input sizes
+    (multiples of the patch size) interpolate it bicubically on the fly, and
+    :meth:`adapt_state_dict` resizes a checkpoint's grid to this model's.
     """
 
-    def __init__(self, img_size: int = 224, patch_size: int = 16, width: int = 768, layers: int = 12,
+    def __init__(self, img_size: int | tuple[int, int] = 224, patch_size: int = 16, width: int = 768, layers: int = 12,
                  heads: int = 12, output_dim: int = 512) -> None:
         super().__init__()
         self.patch_size = patch_size
-        self.grid = img_size // patch_size
+        h, w = (img_size, img_size) if isinstance(img_size, int) else img_size
+        self.grid = (h // patch_size, w // patch_size)
         scale = width ** -0.5
         self.conv1 = nn.Conv2d(3, width, patch_size, patch_size, bias=False)
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
-        self.positional_embedding = nn.Parameter(scale * torch.randn(self.grid ** 2 + 1, width))
+        self.positional_embedding = nn.Parameter(scale * torch.randn(self.grid[0] * self.grid[1] + 1, width))
         self.ln_pre = nn.LayerNorm(width)
         self.transformer = Transformer(width, layers, heads)
         self.ln_post = nn.LayerNorm(width)
@@ -118,7 +119,7 @@ class VisionTransformer(nn.Module):
 
     def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
         """(grid_h * grid_w + 1, width), interpolated when ``grid`` differs from the stored one."""
-        if grid == (self.grid, self.grid):
+        if grid == self.grid:
             return self.positional_embedding
         return resize_pos_embed(self.positional_embedding[None], grid, num_prefix_tokens=1)[0]
 
@@ -146,5 +147,5 @@ class VisionTransformer(nn.Module):
         key = prefix + "positional_embedding"
         if key in state and state[key].shape != self.positional_embedding.shape:
             state = dict(state)
-            state[key] = resize_pos_embed(state[key][None], (self.grid, self.grid), num_prefix_tokens=1)[0]
+            state[key] = resize_pos_embed(state[key][None], self.grid, num_prefix_tokens=1)[0]
         return state

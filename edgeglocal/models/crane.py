@@ -93,7 +93,7 @@ class Crane(nn.Module):
     random unit vectors (with a warning: maps are then meaningless until real embeddings are set).
     """
 
-    def __init__(self, img_size: int = 224, patch_size: int = 16, width: int = 768, layers: int = 12,
+    def __init__(self, img_size: int | tuple[int, int] = 224, patch_size: int = 16, width: int = 768, layers: int = 12,
                  heads: int = 12, output_dim: int = 512, eattn_blocks: int = 9,
                  feature_layers: Sequence[int] = (6, 9, 12), temperature: float = 0.07,
                  sigma: float = 4.0, text_embeddings: torch.Tensor | str | Path | None = None) -> None:
@@ -188,6 +188,7 @@ _ANOMALY = dict(
     mean=CLIP_MEAN,
     std=CLIP_STD,
     dynamic=("batch",),
+    size_kwarg="img_size",
     outputs=(
         ("anomaly_map", "per-pixel anomalous probability in [0, 1], input resolution"),
         ("score", "image anomaly score: the map pooled with its own values as weights"),

@@ -85,6 +85,16 @@ def test_checkpoint_at_another_resolution_is_interpolated():
     assert amap.shape == (1, 1, 96, 96) and torch.isfinite(score).all()
 
 
+def test_non_square_input_size_builds_a_non_square_grid():
+    state = openai_visual_state(grid=4)
+    model = tiny(img_size=(48, 96))  # what `edgeglocal export --imgsz 48 96` builds
+    load_checkpoint(model, state, strict=True)
+    assert model.visual.positional_embedding.shape == (3 * 6 + 1, WIDTH)
+    with torch.no_grad():
+        amap, _ = model(torch.rand(1, 3, 48, 96))
+    assert amap.shape == (1, 1, 48, 96)
+
+
 def test_mismatched_checkpoint_is_refused():
     state = openai_visual_state(grid=4)
     state["proj"] = torch.zeros(WIDTH, DIM + 1)
