@@ -104,14 +104,33 @@ def _save(args: argparse.Namespace, rows: list[dict]) -> None:
                                          onnxruntime=ort.__version__), indent=2) + "\n")
 
 
+def markdown(rows: list[dict]) -> str:
+    """The BENCHMARKS.md table for ``rows`` (models that failed are listed with their error)."""
+    lines = ["| arch | task | input | params (M) | GMACs | ONNX (MB) | export (s) | eager wall / CPU (ms) "
+             "| ORT CPU wall / CPU (ms) |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['arch']} | failed: {r['error'][:60]} |||||||| ")
+            continue
+        lines.append(f"| {r['arch']} | {r['task']} | {'x'.join(map(str, r['input']))} | {r['params_m']:.1f} "
+                     f"| {r['gmacs']:.2f} | {r['onnx_mb']:.1f} | {r['export_s']:.0f} "
+                     f"| {r['eager_ms']:.0f} / {r['eager_cpu_ms']:.0f} | {r['ort_ms']:.0f} / {r['ort_cpu_ms']:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="*", default=None, help="Architectures (default: all registered).")
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="Intra-op threads of both runtimes (1 avoids OpenMP stalls on a loaded machine).")
     parser.add_argument("--json", type=Path, default=Path("bench/results/zoo.json"))
+    parser.add_argument("--markdown", action="store_true", help="Print --json's results as a Markdown table.")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.json.read_text())["rows"]))
+        return
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
