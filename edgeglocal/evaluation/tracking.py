@@ -54,7 +54,7 @@ def _run_detector(seq: MotSequence, method: str, model: str | Path | None) -> np
                          "pass --use-dets to replay det/det.txt.")
     detector = load_detector(model)
     tracker = _tracker(method, seq.frame_rate, 0.1)
-    source = open_source(str(seq.frames) if seq.frames.is_file() else str(seq.frames / "*"))
+    source = open_source(str(seq.frames))
     out = []
     try:
         for frame in source:

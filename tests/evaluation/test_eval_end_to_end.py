@@ -128,3 +128,30 @@ def test_eval_errors_are_one_sentence(sets: Path, tmp_path: Path):
     assert result.exit_code == 1 and "hazy/ and clean/" in result.output
     result = CliRunner().invoke(app, ["eval", "--task", "segment", "--data", str(sets / "haze")])
     assert result.exit_code == 1 and "expected one of" in result.output
+
+
+def test_tracking_runs_the_default_hog_detector_on_a_sequence_video(tmp_path: Path):
+    """A MOTChallenge folder with a video instead of img1/: the HOG detector + ByteTrack run on it."""
+    video = Path(__file__).resolve().parents[2] / "samples" / "media" / "vtest_80.mp4"
+    if not video.is_file():
+        pytest.skip("samples/media/vtest_80.mp4 is not in this checkout")
+    seq = tmp_path / "vtest"
+    cap, frames = cv2.VideoCapture(str(video)), 0
+    writer = None
+    while frames < 4:
+        ok, image = cap.read()
+        if not ok:
+            break
+        if writer is None:
+            writer = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                                     image.shape[1::-1])
+        writer.write(image)
+        frames += 1
+    writer.release()
+    seq.mkdir()
+    shutil.move(tmp_path / "clip.avi", seq / "clip.avi")
+    # a stand-in ground truth: one fixed box per frame (vtest has no published annotations)
+    write_mot(seq / "gt" / "gt.txt", np.array([[f, 1, 300, 150, 60, 150, 1] for f in range(1, frames + 1)], float))
+    report = evaluate("track", seq)
+    assert report["sequences"] == 1 and report["metrics"]["num_misses"] + report["metrics"]["num_false_positives"] > 0
+    assert 0 <= report["metrics"]["hota"] <= 1
