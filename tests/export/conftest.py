@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from export_models import tiny_window_net
+from export_models import EXAMPLE_SHAPE, tiny_window_net
 
 from edgeglocal.bundle import Preprocess, TensorSpec
 from edgeglocal.export import to_onnx
-
-EXAMPLE_SHAPE = (2, 3, 16, 24)
 
 
 @pytest.fixture(scope="session")

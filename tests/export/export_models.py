@@ -6,6 +6,9 @@ import torch
 
 from edgeglocal.ops import window_attention
 
+#: (b, c, h, w) of the shared bundle's example input (tests/export/conftest.py).
+EXAMPLE_SHAPE = (2, 3, 16, 24)
+
 
 class TinyWindowNet(torch.nn.Module):
     """Conv stem, one shifted-window attention block, two outputs (feature map and pooled logits)."""

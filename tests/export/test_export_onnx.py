@@ -9,8 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
-from conftest import EXAMPLE_SHAPE
-from export_models import tiny_window_net
+from export_models import EXAMPLE_SHAPE, tiny_window_net
 
 import edgeglocal.export.onnx as export_onnx
 from edgeglocal.errors import ExportError, InputError, SinkError
