@@ -97,7 +97,7 @@ def _input_for(bundle: Path, imgsz: tuple[int, int] | None, batch: int) -> np.nd
     if manifest is None:
         raise InputError(f"Bundle {bundle} has no manifest; bench needs NAME.json to know the input shape.")
     spec = manifest.inputs[0]
-    h, w = imgsz or spec.preprocess.size if spec.preprocess else spec.shape[2:]
+    h, w = imgsz or (spec.preprocess.size if spec.preprocess else spec.shape[2:])
     if not isinstance(h, int) or not isinstance(w, int):
         raise InputError(f"Bundle {bundle} has a dynamic input size; pass --imgsz H W.")
     fixed_b = spec.shape[0] if isinstance(spec.shape[0], int) else None
@@ -108,8 +108,6 @@ def _input_for(bundle: Path, imgsz: tuple[int, int] | None, batch: int) -> np.nd
 
 def check_models(models: list[str]) -> None:
     """Fail early: every model must be an existing .onnx file or a registered architecture name."""
-    from edgeglocal.models import get_config
-
     if not models:
         raise InputError("bench needs at least one bundle or architecture name.")
     for spec in models:
@@ -118,6 +116,8 @@ def check_models(models: list[str]) -> None:
             if not path.is_file() or path.suffix != ".onnx":
                 raise InputError(f"Model {spec} is not an .onnx bundle file; expected a bundle or an architecture name.")
         else:
+            from edgeglocal.models import get_config  # torch: only when an architecture is named
+
             get_config(spec)  # raises "Unknown architecture ..., expected one of ..."
 
 
