@@ -147,3 +147,32 @@ def test_greedy_coreset_covers_clusters():
     points = np.concatenate([c + rng.normal(size=(400, 128)).astype(np.float32) for c in centres])
     keep = greedy_coreset(points, 5)
     assert len(set(keep // 400)) == 5  # one point from every cluster: k-center, not random sampling
+
+
+def test_zero_shot_bundle_needs_no_bank(tmp_path):
+    """A CRANE-style bundle (outputs anomaly_map (b, 1, H, W) and score (b,)) runs without fitting."""
+    torch = pytest.importorskip("torch")
+    from edgeglocal.bundle import Manifest, Preprocess, TensorSpec
+
+    class DarkSpots(torch.nn.Module):  # "anomalous" = dark, at a quarter of the input resolution
+        def forward(self, x):
+            amap = torch.nn.functional.avg_pool2d(1.0 - x.mean(1, keepdim=True), 4)
+            return amap, amap.flatten(1).amax(1)
+
+    path = tmp_path / "toy_crane.onnx"
+    torch.onnx.export(DarkSpots().eval(), (torch.rand(1, 3, 64, 64),), str(path), dynamo=True,
+                      input_names=["image"], output_names=["anomaly_map", "score"])
+    inputs = [TensorSpec("image", [1, 3, 64, 64], preprocess=Preprocess(resize="stretch", size=[64, 64]))]
+    outputs = [TensorSpec("anomaly_map", [1, 1, 16, 16]), TensorSpec("score", [1])]
+    Manifest("anomaly", "toy_crane", inputs, outputs, extra={"threshold": 0.5}).save(tmp_path / "toy_crane.json")
+
+    task = AnomalyTask(model=path)
+    image = np.full((120, 200, 3), 230, np.uint8)
+    image[40:80, 150:190] = 0  # a dark defect on the right
+    result = task(_frame(image))
+    assert result.map.shape == (120, 200) and result.is_anomaly and result.threshold == 0.5
+    y, x = np.unravel_index(np.argmax(result.map), result.map.shape)
+    assert 40 <= y < 80 and 150 <= x < 190
+    assert not task(_frame(np.full((120, 200, 3), 230, np.uint8))).is_anomaly
+    with pytest.raises(InputError, match="zero-shot and needs none"):
+        AnomalyTask(model=path, bank=tmp_path / "bank.npz")
