@@ -96,6 +96,8 @@ def check_command(
         table.add_row(o.name, "x".join(map(str, o.shape)) or "scalar", _fmt(o.max_abs), _fmt(o.mean_abs),
                       _fmt(o.max_rel), _fmt(o.min_atol), verdict)
     console.print(table)
+    fed = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in report.input_shapes.items())
+    console.print(f"inputs: {fed} (seeded random, seed {seed}); backend {report.backend}")
     if save:
         written = report.store(bundle)
         console.print(f"Stored the result in [bold]{Path(bundle).with_suffix('.json')}[/] (parity of {written.arch})")

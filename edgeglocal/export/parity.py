@@ -46,6 +46,8 @@ class ParityReport:
     n: int
     backend: str
     outputs: list[OutputParity] = field(default_factory=list)
+    #: the compared inputs' shapes by name (the last input when n > 1; random ones share shapes)
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def min_atol(self) -> float:
@@ -181,6 +183,7 @@ def check_parity(
     count = 1 if trials else n
     stats: list[list[dict[str, float]]] = []
     shapes: list[list[int]] = []
+    input_shapes: dict[str, list[int]] = {}
     was_training = model.training
     model.eval()
     try:
@@ -195,6 +198,7 @@ def check_parity(
                 )
             stats.append([_errors(a, e, rtol) for a, e in zip(actual, expected)])
             shapes = [list(a.shape) for a in actual]
+            input_shapes = {name: list(v.shape) for name, v in feeds.items()}
             if on_step:
                 on_step(step)
     finally:
@@ -208,5 +212,5 @@ def check_parity(
                                     passed=worst["min_atol"] <= atol))
     return ParityReport(
         passed=all(o.passed for o in outputs), atol=atol, rtol=rtol, n=count,
-        backend="onnxruntime:CPUExecutionProvider", outputs=outputs,
+        backend="onnxruntime:CPUExecutionProvider", outputs=outputs, input_shapes=input_shapes,
     )

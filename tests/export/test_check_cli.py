@@ -32,6 +32,7 @@ def test_user_model_passes_and_is_saved(bundle_copy, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "PASSED" in result.output and "features" in result.output and "logits" in result.output, result.output
     assert json.loads(path.with_suffix(".json").read_text())["parity"]["n"] == 2
+    assert "inputs: images 2x3x16x24 (seeded random, seed 0)" in result.output
 
 
 def test_differing_model_exits_2_with_the_needed_atol(bundle, monkeypatch):

@@ -20,6 +20,7 @@ def test_exported_model_passes(bundle):
     assert report.passed and report.n == 2
     assert [o.name for o in report.outputs] == ["features", "logits"]
     assert report.outputs[0].shape == [2, 16, 8, 12]  # the exported example size
+    assert report.input_shapes == {"images": [2, 3, 16, 24]}
     for out in report.outputs:
         assert 0 < out.max_abs < 1e-4 and out.mean_abs <= out.max_abs and out.min_atol <= report.atol
 
