@@ -60,6 +60,7 @@ def export_command(
     output: Path = typer.Option(Path("exports"), "--output", "-o", help="Folder for NAME.onnx + NAME.json."),
     name: Optional[str] = typer.Option(None, "--name", help="Bundle name (default: checkpoint stem or arch)."),
     num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Classes of a fine-tuned checkpoint."),
+    ema: bool = typer.Option(False, "--ema", help="Use the checkpoint's EMA weights (model_ema / state_dict_ema)."),
     atol: float = typer.Option(1e-4, "--atol", help="Parity tolerance against PyTorch (fp32)."),
     list_: bool = typer.Option(False, "--list", help="List the registered architectures and exit."),
 ) -> None:
@@ -94,7 +95,7 @@ def export_command(
     if checkpoint is not None:
         with stage(f"Load {checkpoint}") as info:
             try:
-                report = load_checkpoint(model, checkpoint, arch=arch)
+                report = load_checkpoint(model, checkpoint, arch=arch, ema=ema)
             except CheckpointMismatch as exc:
                 console.print(exc.report.to_table())
                 raise

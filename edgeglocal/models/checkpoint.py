@@ -23,8 +23,10 @@ from edgeglocal.errors import CheckpointError
 if TYPE_CHECKING:
     from rich.table import Table
 
-#: Wrapper keys of training checkpoints, most preferred first (EMA weights evaluate best).
-WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module", "net", "params")
+#: Wrapper keys of training checkpoints, most preferred first; EMA copies are used when asked for
+#: (``ema=True``, as timm's ``use_ema``) or when they are all the file holds.
+WRAPPER_KEYS = ("state_dict", "model", "module", "net", "params")
+EMA_KEYS = ("state_dict_ema", "model_ema")
 #: Buffers that models rebuild from their config; a checkpoint may or may not carry them.
 DERIVED_SUFFIXES = ("relative_position_index", "attn_mask", "num_batches_tracked")
 REL_TABLE_SUFFIX = "relative_position_bias_table"
@@ -33,7 +35,7 @@ POS_EMBED_SUFFIXES = ("pos_embed", "absolute_pos_embed")
 StateDict = dict[str, torch.Tensor]
 
 
-def read_state_dict(path: str | Path) -> StateDict:
+def read_state_dict(path: str | Path, ema: bool = False) -> StateDict:
     """Read a checkpoint file into a flat ``{name: tensor}`` dict, refusing pickled code."""
     path = Path(path)
     if not path.is_file():
@@ -51,7 +53,7 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise _not_a_checkpoint(path, exc) from exc
     except Exception as exc:  # a non-checkpoint file can fail anywhere inside the unpickler
         raise _not_a_checkpoint(path, exc) from exc
-    return unwrap_state_dict(obj, str(path))
+    return unwrap_state_dict(obj, str(path), ema=ema)
 
 
 def _read_safetensors(path: Path) -> StateDict:
@@ -71,10 +73,11 @@ def _not_a_checkpoint(path: Path, exc: BaseException) -> CheckpointError:
     )
 
 
-def unwrap_state_dict(obj: Any, source: str = "checkpoint") -> StateDict:
+def unwrap_state_dict(obj: Any, source: str = "checkpoint", ema: bool = False) -> StateDict:
     """Find the tensor dict inside a training checkpoint and strip ``module.`` prefixes."""
+    keys = EMA_KEYS + WRAPPER_KEYS if ema else WRAPPER_KEYS + EMA_KEYS
     while isinstance(obj, dict):
-        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), dict)), None)
+        inner = next((obj[k] for k in keys if isinstance(obj.get(k), dict)), None)
         if inner is None:
             break
         obj = inner
@@ -249,18 +252,19 @@ def load_checkpoint(
     *,
     strict: bool = True,
     arch: str = "",
+    ema: bool = False,
 ) -> KeyReport:
     """Load weights into ``model`` and return the key report.
 
     ``strict``: any missing, unexpected or shape-mismatched key raises
     :class:`CheckpointMismatch` (a :class:`CheckpointError`) before the model is touched.
     Position embeddings and bias tables are resized first, so a checkpoint trained at another
-    input or window size loads.
+    input or window size loads. ``ema``: prefer the EMA weights of a training checkpoint.
     """
     if isinstance(path_or_state, dict):
         source, state = "state dict", dict(path_or_state)
     else:
-        source, state = str(path_or_state), read_state_dict(path_or_state)
+        source, state = str(path_or_state), read_state_dict(path_or_state, ema=ema)
     remap = getattr(model, "remap_checkpoint", None)
     if callable(remap):
         state = remap(state)

@@ -18,14 +18,20 @@ def _small_gcvit(**kw):
     return create("gcvit_xxtiny", depths=(1, 2, 1, 1), embed_dim=16, num_heads=(1, 2, 2, 4), num_classes=5, **kw)
 
 
-@pytest.mark.parametrize("suffix,wrap", [
-    (".pth", lambda sd: sd),
-    (".pt", lambda sd: {"model": sd, "epoch": 3}),
-    (".pth", lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}}),
-    (".pth", lambda sd: {"model": {k: torch.zeros_like(v) for k, v in sd.items()}, "model_ema": sd}),
-    (".safetensors", None),
+def _zeros(sd):
+    return {k: torch.zeros_like(v) for k, v in sd.items()}
+
+
+@pytest.mark.parametrize("suffix,wrap,ema", [
+    (".pth", lambda sd: sd, False),
+    (".pt", lambda sd: {"model": sd, "epoch": 3}, False),
+    (".pth", lambda sd: {"state_dict": {f"module.{k}": v for k, v in sd.items()}}, False),
+    (".pth", lambda sd: {"model": _zeros(sd), "model_ema": sd}, True),
+    (".pth", lambda sd: {"model": sd, "model_ema": _zeros(sd)}, False),
+    (".pth", lambda sd: {"model_ema": sd, "optimizer": {}}, False),
+    (".safetensors", None, False),
 ])
-def test_round_trip_restores_every_tensor(tmp_path, suffix, wrap):
+def test_round_trip_restores_every_tensor(tmp_path, suffix, wrap, ema):
     src = _small_gcvit()
     path = tmp_path / f"w{suffix}"
     state = {k: v.contiguous() for k, v in src.state_dict().items()}
@@ -34,7 +40,7 @@ def test_round_trip_restores_every_tensor(tmp_path, suffix, wrap):
     else:
         torch.save(wrap(state), path)
     dst = _small_gcvit()
-    report = load_checkpoint(dst, path, arch="gcvit_xxtiny")
+    report = load_checkpoint(dst, path, arch="gcvit_xxtiny", ema=ema)
     assert report.ok and report.loaded == len(state)
     for k, v in dst.state_dict().items():
         assert torch.equal(v, state[k]), k
