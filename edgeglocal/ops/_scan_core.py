@@ -43,8 +43,11 @@ def _finish(y, u, D, z, cd):
     return y
 
 
-def scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
-    """Step-by-step recurrence, literally as written in the Mamba paper (slow, obviously correct)."""
+def scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, final_state=False):
+    """Step-by-step recurrence, literally as written in the Mamba paper (slow, obviously correct).
+
+    ``final_state=True`` returns ``(y, h_l)`` with the last state h_l (b, d, n).
+    """
     cd = compute_dtype(u.dtype)
     b, d, l = u.shape
     g = B.shape[1]
@@ -57,11 +60,17 @@ def scan_reference(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_sof
         h = torch.exp(dt[:, :, t, None] * A_) * h + dt[:, :, t, None] * B_[..., t] * u_[:, :, t, None]
         ys.append((h * C_[..., t]).sum(-1))
     y = torch.stack(ys, dim=-1) if ys else u_.new_zeros(b, d, 0)
-    return _finish(y, u, D, z, cd)
+    y = _finish(y, u, D, z, cd)
+    return (y, h) if final_state else y
 
 
-def scan_fast(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, chunk=CHUNK):
-    """Chunked scan: vectorised decay/input terms per chunk, one fused multiply-add per step."""
+def scan_fast(
+    u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False, final_state=False, chunk=CHUNK
+):
+    """Chunked scan: vectorised decay/input terms per chunk, one fused multiply-add per step.
+
+    ``final_state=True`` returns ``(y, h_l)`` with the last state h_l (b, d, n).
+    """
     cd = compute_dtype(u.dtype)
     b, d, l = u.shape
     g, n = B.shape[1], A.shape[1]
@@ -88,8 +97,8 @@ def scan_fast(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus
             h = torch.addcmul(hs[t], dA[t], h, out=hs[t])
         carry = h.clone()  # the buffers are overwritten by the next chunk
         torch.matmul(hs, C_t[s:e].unsqueeze(-1), out=y[s:e])
-    y = y.reshape(l, b, d).permute(1, 2, 0)
-    return _finish(y, u, D, z, cd)
+    y = _finish(y.reshape(l, b, d).permute(1, 2, 0), u, D, z, cd)
+    return (y, carry.reshape(b, d, n)) if final_state else y
 
 
 def recompute_backward(fn, inputs: tuple, grad: torch.Tensor, needs_grad: tuple[bool, ...]) -> tuple:

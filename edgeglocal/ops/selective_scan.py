@@ -1,7 +1,8 @@
 """Mamba's selective scan (S6) as one edgeglocal op.
 
-``selective_scan`` is a drop-in for ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``
-(same signature and semantics, grouped B/C, D, z gate, delta_bias, delta_softplus). Eagerly it runs
+``selective_scan_fn`` is a drop-in for ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``
+(same signature and semantics: grouped B/C, D, z gate, delta_bias, delta_softplus,
+return_last_state) and ``selective_scan`` is the same without the state output. Eagerly it runs
 the chunked fast path of :mod:`edgeglocal.ops._scan_core`; under ``torch.export`` it is one
 ``torch.ops.edgeglocal.selective_scan`` node, which ``torch.onnx.export(dynamo=True)`` turns into one
 ``edgeglocal::SelectiveScan`` node backed by a standard-ONNX function body.
@@ -71,8 +72,28 @@ def selective_scan(
     return torch.ops.edgeglocal.selective_scan(u, delta, A, B, C, D, z, delta_bias, bool(delta_softplus))
 
 
-#: Drop-in name for ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``.
-selective_scan_fn = selective_scan
+def selective_scan_fn(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Drop-in for ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn``.
+
+    ``return_last_state=True`` also returns the final state (b, d, n) in the compute dtype, eagerly
+    only: an exported graph has no state output (step-by-step decoding is not an export target).
+    """
+    if not return_last_state:
+        return selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    B, C = _check(u, delta, A, B, C, D, z, delta_bias)
+    y, state = scan_fast(u, delta, A, B, C, D, z, delta_bias, delta_softplus, final_state=True)
+    return y.to(u.dtype), state
 
 
 def selective_scan_ref(
@@ -85,10 +106,15 @@ def selective_scan_ref(
     z: torch.Tensor | None = None,
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = False,
-) -> torch.Tensor:
-    """The sequential reference (one step at a time, fp32 or fp64 accumulation): slow, obviously correct."""
+    return_last_state: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The sequential reference (one step at a time, fp32 or fp64 accumulation): slow, obviously correct.
+
+    Same signature as mamba_ssm's ``selective_scan_ref``.
+    """
     B, C = _check(u, delta, A, B, C, D, z, delta_bias)
-    return scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus).to(u.dtype)
+    out = scan_reference(u, delta, A, B, C, D, z, delta_bias, delta_softplus, final_state=return_last_state)
+    return (out[0].to(u.dtype), out[1]) if return_last_state else out.to(u.dtype)
 
 
 @torch.library.custom_op("edgeglocal::selective_scan", mutates_args=())

@@ -323,3 +323,17 @@ def test_non_contiguous_inputs_as_mamba_produces_them():
     assert not (B.is_contiguous() or delta.is_contiguous() or A.is_contiguous())
     want = selective_scan_ref(*(t.contiguous() for t in (u, delta, A, B, C)), delta_softplus=True)
     assert_close(selective_scan(u, delta, A, B, C, delta_softplus=True), want, 1e-12)
+
+
+def test_return_last_state_like_mamba_ssm():
+    args = make_inputs(2, 6, 1, 40, 2, z=False)
+    args["C"][..., -1] = 1.0  # with n=1 and C_l = 1, y_l - D u_l is the last state itself
+    y, state = selective_scan_fn(**args, delta_softplus=True, return_last_state=True)
+    assert state.shape == (2, 6, 1)
+    assert_close(state[..., 0], y[..., -1] - args["D"] * args["u"][..., -1], 1e-12)
+    y_ref, state_ref = selective_scan_ref(**args, delta_softplus=True, return_last_state=True)
+    assert_close(y, y_ref, 1e-12)
+    assert_close(state, state_ref, 1e-12)
+    wide = make_inputs(2, 6, 5, 300, 3)  # and across chunks, with every option
+    for got, want in zip(selective_scan_fn(**wide, return_last_state=True), selective_scan_ref(**wide, return_last_state=True)):
+        assert_close(got, want, 1e-12)
