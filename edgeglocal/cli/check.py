@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,28 @@ from edgeglocal.cli._console import console, handle_errors, stage
 from edgeglocal.errors import InputError, ParityError
 
 
+def _import_factory(spec: str) -> Any:
+    """``package.module:callable`` (found like ``python -m`` would, from the working folder) or
+    ``path/to/file.py:callable``."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        if module_name.endswith(".py"):
+            file_spec = importlib.util.spec_from_file_location(Path(module_name).stem, module_name)
+            if file_spec is None or not Path(module_name).is_file():
+                raise ImportError(f"no file {module_name}")
+            module = importlib.util.module_from_spec(file_spec)
+            file_spec.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+        return getattr(module, attr)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(
+            f"--model {spec!r} must name an importable module:callable or file.py:callable ({exc})."
+        ) from exc
+
+
 def load_model(
     arch: str | None, model_path: str | None, checkpoint: Path | None, config: dict[str, Any] | None = None
 ) -> Any:
@@ -23,14 +46,7 @@ def load_model(
     ``config`` that ``edgeglocal export`` recorded, e.g. class count or input size) or
     ``--model module:callable``."""
     if model_path:
-        module_name, _, attr = model_path.partition(":")
-        if os.getcwd() not in sys.path:  # the user's own modules, as `python -m` would find them
-            sys.path.insert(0, os.getcwd())
-        try:
-            factory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise InputError(f"--model {model_path!r} must name an importable module:callable ({exc}).") from exc
-        model = factory()
+        model = _import_factory(model_path)()
     elif arch:
         from edgeglocal.models import create
 
@@ -52,7 +68,9 @@ def _fmt(x: float) -> str:
 def check_command(
     bundle: Path = typer.Argument(..., help="The bundle to check (NAME.onnx with NAME.json)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Registered architecture (default: the manifest's)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Your own model factory as module:callable."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Your own model factory: module:callable or file.py:callable."
+    ),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights the bundle was exported from."),
     atol: float = typer.Option(1e-4, "--atol", help="Absolute tolerance."),
     rtol: float = typer.Option(1e-3, "--rtol", help="Relative tolerance."),

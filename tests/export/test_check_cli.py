@@ -62,11 +62,19 @@ def test_bad_model_path_is_one_red_sentence(bundle):
     _, path, _ = bundle
     result = run(path, "--model", "no_such_module:build")
     assert result.exit_code == 1
-    assert "--model 'no_such_module:build' must name an importable module:callable" in result.output
+    assert "--model 'no_such_module:build' must name an importable module:callable" in " ".join(result.output.split())
+
+
+def test_model_from_a_file_path(bundle):
+    _, path, _ = bundle
+    result = run(path, "--model", f"{HERE / 'export_models.py'}:tiny_window_net", "--n", "1")
+    assert result.exit_code == 0, result.output
+    assert "PASSED" in result.output
 
 
 def test_unregistered_manifest_arch_asks_for_a_model(bundle_copy):
     _, path = bundle_copy
     result = run(path)  # exported with arch="tiny", which no registry knows
     assert result.exit_code == 1
-    assert "architecture 'tiny' is not registered; pass --arch NAME or --model module:callable" in " ".join(result.output.split())
+    message = " ".join(result.output.split())
+    assert "architecture 'tiny' is not registered; pass --arch NAME or --model module:callable" in message
