@@ -78,13 +78,14 @@ def run_command(
     index: Optional[Path] = typer.Option(None, "--index", help="retrieve: gallery index from `edgeglocal index`."),
     topk: Optional[int] = typer.Option(None, "--topk", min=1, help="retrieve: matches per query."),
     save_mot: bool = typer.Option(False, "--save-mot", help="track: write MOTChallenge tracks to the run folder."),
+    reid: Optional[str] = typer.Option(None, "--reid", help="track: appearance embedder, 'default' (MobileNetV2 + GeM) or a reid bundle."),
     side_by_side: bool = typer.Option(False, "--side-by-side", help="dehaze: render input and output side by side."),
 ) -> None:
     """Run a task on a stream and save, show or print the results."""
     from edgeglocal.io.pipeline import run
 
     chosen = {"threshold": threshold, "bank": bank, "index": index, "topk": topk,
-              "save_mot": save_mot or None, "side_by_side": side_by_side or None,
+              "save_mot": save_mot or None, "reid": reid, "side_by_side": side_by_side or None,
               "device": None if device == "auto" else device}
     options = {k: v for k, v in chosen.items() if v is not None}
 
