@@ -63,16 +63,16 @@ def eval_command(
 
 
 def _table(task: str, data: Path, reports: list[dict], primary: str) -> Table:
-    keys = list(reports[0]["metrics"])
+    """Metrics as rows and methods as columns, so that many metrics still fit a terminal."""
     table = Table(title=f"{task} accuracy on {data}")
-    table.add_column("method")
-    for k in keys:
-        table.add_column(k, justify="right")
+    table.add_column("metric")
     for r in reports:
         label = r["method"]
-        if label.startswith(primary):  # the model method: say which model ran
+        if label == primary:  # the model method: say which model ran
             label += f" ({Path(r['model']).name if r.get('model') else 'default'})"
-        table.add_row(label, *(_fmt(r["metrics"][k]) for k in keys))
+        table.add_column(label, justify="right")
+    for k in reports[0]["metrics"]:
+        table.add_row(k, *(_fmt(r["metrics"][k]) for r in reports))
     return table
 
 

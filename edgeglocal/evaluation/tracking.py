@@ -19,6 +19,9 @@ from edgeglocal.evaluation import metrics
 from edgeglocal.evaluation.datasets import MotSequence, mot_sequences
 
 METHODS = ("bytetrack", "sort")
+#: The summary's names (MOTChallenge's short forms) -> motmetrics / TrackEval names.
+SUMMARY = {"hota": "hota", "mota": "mota", "idf1": "idf1", "deta": "deta", "assa": "assa", "motp": "motp",
+           "idsw": "num_switches", "fp": "num_false_positives", "fn": "num_misses"}
 
 Progress = Callable[[int, int], None]
 
@@ -91,7 +94,7 @@ def evaluate(data: str | Path, model: str | Path | None = None, results: str | P
     clear, hot = metrics.clear_mot(pairs), metrics.hota(pairs)
     per = [{"sequence": name, **clear[name], **hot[name]} for name in pairs]
     overall = "OVERALL" if len(pairs) > 1 else next(iter(pairs))
-    keys = ("hota", "mota", "idf1", "deta", "assa", "motp", "num_switches", "num_false_positives", "num_misses")
-    summary = {k: {**clear[overall], **hot[overall]}[k] for k in keys}
+    both = {**clear[overall], **hot[overall]}
+    summary = {short: both[k] for short, k in SUMMARY.items()}
     label = "results" if results is not None else method + (" (det.txt)" if use_dets else "")
     return {"task": "track", "method": label, "sequences": len(pairs), "metrics": summary, "per_item": per}

@@ -94,7 +94,7 @@ def test_tracking_replays_detections_bytetrack_and_sort(sets: Path, tmp_path: Pa
     byte, sort = reports["bytetrack (det.txt)"]["metrics"], reports["sort (det.txt)"]["metrics"]
     assert 0.3 < byte["hota"] <= 1 and 0.3 < byte["mota"] <= 1
     # the low-score detections ByteTrack's second stage keeps are true boxes in this set
-    assert byte["num_misses"] < sort["num_misses"]
+    assert byte["fn"] < sort["fn"]
 
 
 def test_tracking_results_mode_scores_mot_files(sets: Path, tmp_path: Path):
@@ -153,5 +153,5 @@ def test_tracking_runs_the_default_hog_detector_on_a_sequence_video(tmp_path: Pa
     # a stand-in ground truth: one fixed box per frame (vtest has no published annotations)
     write_mot(seq / "gt" / "gt.txt", np.array([[f, 1, 300, 150, 60, 150, 1] for f in range(1, frames + 1)], float))
     report = evaluate("track", seq)
-    assert report["sequences"] == 1 and report["metrics"]["num_misses"] + report["metrics"]["num_false_positives"] > 0
+    assert report["sequences"] == 1 and report["metrics"]["fn"] + report["metrics"]["fp"] > 0
     assert 0 <= report["metrics"]["hota"] <= 1
