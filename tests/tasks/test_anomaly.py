@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -176,3 +177,20 @@ def test_zero_shot_bundle_needs_no_bank(tmp_path):
     assert not task(_frame(np.full((120, 200, 3), 230, np.uint8))).is_anomaly
     with pytest.raises(InputError, match="zero-shot and needs none"):
         AnomalyTask(model=path, bank=tmp_path / "bank.npz")
+
+
+def test_run_cli_with_bank_writes_verdicts(brick_bank, tmp_path):
+    _, test = _brick_tiles()
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a_normal.png"), test[2])
+    cv2.imwrite(str(folder / "b_scratch.png"), _scratch(test[2]))
+    result = CliRunner().invoke(app, ["run", "--task", "anomaly", "--source", str(folder), "--bank", str(brick_bank),
+                                      "--save", "--save-json", "--project", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "runs" / "anomaly" / "exp" / "results.jsonl").read_text().splitlines()
+    records = {Path(r["path"]).stem: r for r in map(json.loads, lines)}
+    assert records["a_normal"]["anomaly"] is False and records["b_scratch"]["anomaly"] is True
+    assert records["b_scratch"]["score"] > records["b_scratch"]["threshold"] > records["a_normal"]["score"]
+    saved = cv2.imread(str(tmp_path / "runs" / "anomaly" / "exp" / "b_scratch.png"))
+    assert saved is not None and saved.shape == test[2].shape
