@@ -337,3 +337,17 @@ def test_return_last_state_like_mamba_ssm():
     wide = make_inputs(2, 6, 5, 300, 3)  # and across chunks, with every option
     for got, want in zip(selective_scan_fn(**wide, return_last_state=True), selective_scan_ref(**wide, return_last_state=True)):
         assert_close(got, want, 1e-12)
+
+
+@pytest.mark.slow
+def test_vmamba_stage_one_size_four_way(onnx_kit):
+    """A VMamba-T stage-1 sequence (56x56 tokens, d=192, n=16) through all four implementations."""
+    args = make_inputs(1, 192, 16, 3136, 1, z=False)
+    want = selective_scan_ref(**args, delta_softplus=True)
+    fp32 = {k: v.float() for k, v in args.items() if v is not None}
+    tol = 1e-4
+    assert_close(selective_scan(**fp32, delta_softplus=True), want, tol)
+    model = onnx_kit.node_model("SelectiveScan", INPUTS, TensorProto.FLOAT, delta_softplus=1)
+    feeds = {k: fp32[k].numpy() for k in INPUTS}
+    assert_close(onnx_kit.ort(model, feeds), want, tol)
+    assert_close(onnx_kit.reference_evaluator(model, feeds), want, tol)

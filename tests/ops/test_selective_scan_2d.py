@@ -221,3 +221,20 @@ def test_fast_path_on_cuda_matches_reference(follow):
     got = selective_scan_2d(**{k: v.cuda() for k, v in args.items()}, params_follow_scan=follow)
     assert got.device.type == "cuda"
     assert_close(got.cpu(), want, 1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("follow", [True, False], ids=["vmamba", "vcmamba"])
+def test_vmamba_stage_one_map_four_way(follow, onnx_kit):
+    """A VMamba-T stage-1 map (56x56, d=192 channels per direction, n=16) through all four implementations."""
+    args = make_inputs(1, 192, 16, 56, 56)
+    want = selective_scan_2d_ref(**args, params_follow_scan=follow)
+    fp32 = {k: v.float() for k, v in args.items()}
+    tol = 1e-4
+    assert_close(selective_scan_2d(**fp32, params_follow_scan=follow), want, tol)
+    model = onnx_kit.node_model(
+        "SelectiveScan2D", INPUTS, TensorProto.FLOAT, delta_softplus=1, params_follow_scan=int(follow)
+    )
+    feeds = {k: fp32[k].numpy() for k in INPUTS}
+    assert_close(onnx_kit.ort(model, feeds), want, tol)
+    assert_close(onnx_kit.reference_evaluator(model, feeds), want, tol)
