@@ -59,3 +59,23 @@ def human_size(n_bytes: float) -> str:
             return f"{n_bytes:.1f} {unit}" if unit != "B" else f"{int(n_bytes)} B"
         n_bytes /= 1024
     return f"{n_bytes:.1f} GB"
+
+
+@contextlib.contextmanager
+def phase_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A transient Rich progress display fed by ``callback(phase, done, total)``, one bar per phase.
+
+    Library functions report long work through such a callback so that they stay free of Rich.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True) as bar:
+        bars: dict[str, Any] = {}
+
+        def callback(phase: str, done: int, total: int) -> None:
+            if phase not in bars:
+                bars[phase] = bar.add_task(phase, total=max(total, 1))
+            bar.update(bars[phase], completed=done)
+
+        yield callback

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from edgeglocal.cli._console import console, handle_errors, human_size, stage
+from edgeglocal.cli._console import console, handle_errors, human_size, phase_progress, stage
 
 
 @handle_errors
@@ -29,15 +28,7 @@ def build_command(
     """Build a TensorRT engine with the edgeglocal plugins and write it with its manifest."""
     from edgeglocal.export.trt_build import build_engine
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=max(total, 1))
-            bar.update(tasks[phase], completed=done)
-
+    with phase_progress() as progress:
         with stage(f"Build TensorRT engine from {bundle.name}") as info:
             result = build_engine(bundle, output, fp16=fp16, int8=int8, shapes=shapes, timing_cache=timing_cache,
                                   plugins=plugins, workspace_gb=workspace, progress=progress)

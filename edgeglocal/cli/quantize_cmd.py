@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from edgeglocal.cli._console import console, handle_errors, human_size, stage
+from edgeglocal.cli._console import console, handle_errors, human_size, phase_progress, stage
 
 
 @handle_errors
@@ -28,15 +27,7 @@ def quantize_command(
     from edgeglocal.export.quantize import quantize
     from edgeglocal.export.quant_report import compare_bundles
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as bar:
-        tasks: dict[str, int] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(f"{phase}", total=total)
-            bar.update(tasks[phase], completed=done)
-
+    with phase_progress() as progress:
         with stage(f"Quantize {bundle.name} to {precision}") as info:
             result = quantize(bundle, precision, calib=calib, calib_size=calib_size, method=method,
                               exclude=exclude, auto=auto, budget_db=budget, output=output, progress=progress)
