@@ -58,17 +58,18 @@ def bench_command(
         info["detail"] = f"{sum(r.status == 'ok' for r in rows)} of {len(rows)} rows measured"
 
     table = Table(title=f"Latency, batch {batch}, {iters} timed calls after {warmup} warm-up")
-    for col in ("model", "backend", "precision", "status", "size", "mean ms", "p50", "p90", "p99", "img/s", "vs torch"):
+    for col in ("model", "backend", "precision", "status", "size", "mean ms", "p50", "p90", "p99", "CPU ms", "img/s",
+                "vs torch"):
         table.add_column(col, justify="left" if col in ("model", "backend", "precision", "status") else "right")
     for r in rows:
         size = human_size(r.size_bytes) if r.size_bytes else "-"
         if r.latency is None:
             colour = "yellow" if r.status == "unavailable" else "red"
-            table.add_row(r.model, r.backend, r.precision, f"[{colour}]{r.status}[/]: {r.reason}", size, *["-"] * 6)
+            table.add_row(r.model, r.backend, r.precision, f"[{colour}]{r.status}[/]: {r.reason}", size, *["-"] * 7)
             continue
         lat = r.latency
         table.add_row(r.model, r.backend, r.precision, "[green]ok[/]", size, f"{lat.mean_ms:.2f}", f"{lat.p50_ms:.2f}",
-                      f"{lat.p90_ms:.2f}", f"{lat.p99_ms:.2f}", f"{lat.throughput:.1f}",
+                      f"{lat.p90_ms:.2f}", f"{lat.p99_ms:.2f}", f"{lat.cpu_ms:.2f}", f"{lat.throughput:.1f}",
                       "-" if r.vs_torch is None else f"{r.vs_torch:.2f}x")
     console.print(table)
     if json_out is not None:

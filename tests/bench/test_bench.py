@@ -20,6 +20,7 @@ def test_measure_times_each_call():
     lat = measure(lambda: time.sleep(0.004), batch=2, warmup=1, iters=5)
     assert 4.0 <= lat.p50_ms <= lat.p90_ms <= lat.p99_ms < 200
     assert lat.mean_ms >= 4.0 and lat.throughput == pytest.approx(2e3 / lat.mean_ms)
+    assert lat.cpu_ms < lat.mean_ms  # sleeping costs no CPU
 
 
 @pytest.fixture(scope="module")
