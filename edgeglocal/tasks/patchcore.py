@@ -148,43 +148,36 @@ def fit_bank(
 ) -> PatchBank:
     """Fit a bank on (C, h, w) feature maps of normal images, in order.
 
-    Unless ``threshold`` is given, every image is scored by a bank fitted without its fold (``folds``
-    contiguous blocks, so that neighbouring video frames, near-duplicates, do not score each other)
-    and the threshold is the highest of these normal scores plus ``margin`` (relative). The returned
-    memory is the coreset of all images, which only lowers normal scores further.
+    Unless ``threshold`` is given, it is set from normal data the bank has not seen: the images
+    are split into ``folds`` contiguous blocks (so that neighbouring video frames, near-duplicates,
+    do not vouch for each other), each image is scored against the coreset rows that came from
+    the other blocks, and the threshold is the highest such score plus ``margin`` (relative). One
+    coreset serves all folds, so the threshold costs only nearest-neighbour searches.
     """
     n = len(feature_maps)
     if n == 0:
         raise InputError("No normal images to fit the anomaly bank on; expected at least one.")
-    scores: list[float] = []
-    if threshold is None:
-        if n < 2:
-            raise InputError("Fitting an anomaly threshold needs at least 2 normal images; got 1 (or pass --threshold).")
-        size = _input_hw(feature_maps[0].shape[1:], info)
-        bounds = np.linspace(0, n, min(folds, n) + 1).round().astype(int)
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            trial = _coreset_bank(feature_maps[:lo] + feature_maps[hi:], coreset, None)
-            scores += [float(trial.anomaly_map(f, size).max()) for f in feature_maps[lo:hi]]
-        threshold = max(scores) * (1.0 + margin)
-    details = {**(info or {}), "images": n, "coreset": coreset, "normal_scores": [round(s, 5) for s in scores]}
-    return _coreset_bank(feature_maps, coreset, progress, threshold=threshold, info=details)
-
-
-def _input_hw(feature_hw: tuple[int, ...], info: dict[str, Any] | None) -> tuple[int, int]:
-    stride = int((info or {}).get("stride", 8))
-    return feature_hw[0] * stride, feature_hw[1] * stride
-
-
-def _coreset_bank(
-    feature_maps: list[np.ndarray],
-    coreset: float,
-    progress: Callable[[int, int], None] | None,
-    threshold: float = np.inf,
-    info: dict[str, Any] | None = None,
-) -> PatchBank:
     if not 0.0 < coreset <= 1.0:
         raise InputError(f"Coreset fraction {coreset} is not in (0, 1].")
+    if threshold is None and n < 2:
+        raise InputError("Fitting an anomaly threshold needs at least 2 normal images; got 1 (or pass --threshold).")
     rows = patches(np.stack(feature_maps))
+    keep = np.arange(len(rows))
     if coreset < 1.0:
-        rows = rows[greedy_coreset(rows, max(1, round(len(rows) * coreset)), progress=progress)]
-    return PatchBank(rows, float(threshold), dict(info or {}))
+        keep = greedy_coreset(rows, max(1, round(len(rows) * coreset)), progress=progress)
+    memory = rows[keep]
+    scores: list[float] = []
+    if threshold is None:
+        owner = keep // (len(rows) // n)  # the image each kept row came from
+        stride = int((info or {}).get("stride", 8))
+        size = (feature_maps[0].shape[1] * stride, feature_maps[0].shape[2] * stride)
+        bounds = np.linspace(0, n, min(folds, n) + 1).round().astype(int)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            others = memory[(owner < lo) | (owner >= hi)]
+            if len(others):
+                scores += [float(PatchBank(others, np.inf).anomaly_map(f, size).max()) for f in feature_maps[lo:hi]]
+        if not scores:
+            raise InputError(f"Coreset fraction {coreset} keeps too few patches to set a threshold; raise it or pass one.")
+        threshold = max(scores) * (1.0 + margin)
+    details = {**(info or {}), "images": n, "coreset": coreset, "normal_scores": [round(s, 5) for s in scores]}
+    return PatchBank(memory, float(threshold), details)
