@@ -19,7 +19,7 @@ fit_app = typer.Typer(help="Fit task state (normal banks) from example data.", n
 def anomaly_command(
     normal: str = typer.Option(..., "--normal", "-n", help="Folder / glob of normal images, or a video."),
     output: Path = typer.Option(Path("bank.npz"), "--output", "-o", help="Bank file to write (.npz)."),
-    frames: Optional[int] = typer.Option(None, "--frames", min=2, help="Use only the first N frames / images."),
+    frames: int = typer.Option(100, "--frames", min=2, help="Use the first N frames / images (coreset time grows with N squared)."),
     coreset: float = typer.Option(0.1, "--coreset", help="Fraction of normal patches kept in the memory (0, 1]."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Image-score threshold (default: from held-out normal images)."),
     vid_stride: int = typer.Option(1, "--vid-stride", min=1, help="Use every N-th video frame."),
