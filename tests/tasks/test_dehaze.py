@@ -149,3 +149,26 @@ def test_other_dehaze_bundle_with_padding_and_wrong_task(tmp_path):
     Manifest("anomaly", "toy", manifest.inputs, manifest.outputs).save(tmp_path / "toy.json")
     with pytest.raises(BundleError, match="is a 'anomaly' model; expected a dehaze model"):
         DehazeTask(model=path)
+
+
+@pytest.mark.slow
+def test_runs_a_zoo_mcafnet_bundle(tmp_path):
+    """The zoo's mcafnet bundle (manifest from its registry entry) runs through DehazeTask unchanged."""
+    torch = pytest.importorskip("torch")
+    from edgeglocal.export import to_onnx
+    from edgeglocal.models import create as create_model
+    from edgeglocal.models import get_config
+
+    torch.manual_seed(0)
+    cfg = get_config("mcafnet")
+    model = create_model("mcafnet", dims=(8, 16), depths=(1, 1), decoder_depths=(1,), heads=(1, 2), window=4).eval()
+    path = tmp_path / "mcafnet.onnx"
+    to_onnx(model, torch.rand(1, 3, 48, 64), path, task=cfg.task, arch="mcafnet", dynamic="all",
+            input_specs=cfg.input_specs((48, 64), "all"), output_specs=cfg.output_specs())
+    hazy = cv2.resize(_real_hazy("aero3.jpg"), (200, 152))
+    result = DehazeTask(model=path)(_frame(hazy))
+    x = torch.from_numpy(np.ascontiguousarray(hazy[..., ::-1].transpose(2, 0, 1)[None], dtype=np.float32) / 255.0)
+    with torch.no_grad():
+        want = (model(x)[0].clamp(0, 1).permute(1, 2, 0).numpy()[..., ::-1] * 255.0).round()
+    assert result.image.shape == hazy.shape and result.mean_transmission is None
+    assert np.abs(result.image.astype(np.float32) - want).max() <= 2.0
