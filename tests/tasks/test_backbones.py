@@ -96,3 +96,18 @@ def test_feature_session_exports_once_and_matches_torch(kind):
 def test_unknown_kind_names_the_choices():
     with pytest.raises(Exception, match="'global' is not one of patch, gem"):
         backbones.feature_session("global")
+
+
+def test_corrupt_or_foreign_weights_fail_in_one_sentence(tmp_path):
+    from edgeglocal.errors import CheckpointError
+
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        mobilenet_v2(path=corrupt)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"backbone.conv1.weight": torch.zeros(1)}, foreign)
+    with pytest.raises(CheckpointError, match="do not match the architecture"):
+        mobilenet_v2(path=foreign)
+    with pytest.raises(CheckpointError, match="has no torchvision match"):
+        to_torchvision_keys({"features.1.conv.2.weight": torch.zeros(1)})  # conv.2 is a ReLU6
