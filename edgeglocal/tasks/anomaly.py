@@ -108,6 +108,10 @@ class AnomalyTask(Task):
         coreset: float = 0.1,
         device: str = "auto",
     ):
+        if not 0.0 < coreset <= 1.0:
+            raise InputError(f"coreset={coreset} is not a fraction in (0, 1].")
+        if model is None and bank is None and fit_frames < (1 if threshold is not None else 2):
+            raise InputError(f"fit_frames={fit_frames} is too few to fit a threshold; use 2 or more, or pass threshold.")
         self.threshold = threshold
         self.fit_frames, self.coreset = fit_frames, coreset
         self.bank: PatchBank | None = None
@@ -115,20 +119,18 @@ class AnomalyTask(Task):
         self._meta: dict[tuple[int, int], PrepMeta] = {}  # per frame size; thread-safe to share
         self.zero_shot = model is not None
         if model is not None:
-            self.session = load(model, device=device)
-            self._check_zero_shot()
             if bank is not None:
                 raise InputError(f"Bank {bank} is for the default PatchCore model; {model} is zero-shot and needs none.")
+            self.session = load(model, device=device)
+            self._check_zero_shot()
             extra = self.session.manifest.extra if self.session.manifest else {}
             self.threshold = threshold if threshold is not None else float(extra.get("threshold", 0.5))
             return
+        self.bank = PatchBank.load(bank) if bank is not None else None  # before the (slower) model
         self.session = feature_session("patch", device=device)
-        if bank is not None:
-            self.bank = PatchBank.load(bank)
+        if self.bank is not None:
             self._check_bank(Path(bank))
             self.threshold = threshold if threshold is not None else self.bank.threshold
-        elif fit_frames < 2 and threshold is None:
-            raise InputError(f"fit_frames={fit_frames} is too few to fit a threshold; use 2 or more, or pass threshold.")
 
     def _check_zero_shot(self) -> None:
         manifest = self.session.manifest
