@@ -44,9 +44,9 @@ def _window_sum(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
 
 def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     """Mean over the (2r+1)^2 window clipped to the image, for (N, C, H, W) tensors."""
-    ones = torch.ones_like(x[:, :1])
-    count = _window_sum(_window_sum(ones, radius, 2), radius, 3)
-    return _window_sum(_window_sum(x, radius, 2), radius, 3) / count
+    rows = _window_sum(torch.ones_like(x[:1, :1, :, :1]), radius, 2)  # window heights, (1, 1, H, 1)
+    cols = _window_sum(torch.ones_like(x[:1, :1, :1, :]), radius, 3)  # window widths, (1, 1, 1, W)
+    return _window_sum(_window_sum(x, radius, 2), radius, 3) / (rows * cols)
 
 
 def guided_filter(guide: torch.Tensor, src: torch.Tensor, radius: int, eps: float) -> torch.Tensor:
