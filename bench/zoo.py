@@ -107,14 +107,15 @@ def _save(args: argparse.Namespace, rows: list[dict]) -> None:
 def markdown(rows: list[dict]) -> str:
     """The BENCHMARKS.md table for ``rows`` (models that failed are listed with their error)."""
     lines = ["| arch | task | input | params (M) | GMACs | ONNX (MB) | export (s) | eager wall / CPU (ms) "
-             "| ORT CPU wall / CPU (ms) |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| ORT CPU wall / CPU (ms) | max abs diff |", "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['arch']} | failed: {r['error'][:60]} |||||||| ")
+            lines.append(f"| {r['arch']} | failed: {r['error'][:60]} ||||||||| ")
             continue
         lines.append(f"| {r['arch']} | {r['task']} | {'x'.join(map(str, r['input']))} | {r['params_m']:.1f} "
                      f"| {r['gmacs']:.2f} | {r['onnx_mb']:.1f} | {r['export_s']:.0f} "
-                     f"| {r['eager_ms']:.0f} / {r['eager_cpu_ms']:.0f} | {r['ort_ms']:.0f} / {r['ort_cpu_ms']:.0f} |")
+                     f"| {r['eager_ms']:.0f} / {r['eager_cpu_ms']:.0f} | {r['ort_ms']:.0f} / {r['ort_cpu_ms']:.0f} "
+                     f"| {r['max_abs']:.1e} |")
     return "\n".join(lines)
 
 
