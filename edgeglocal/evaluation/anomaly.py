@@ -60,16 +60,17 @@ def _feature_fn(method: str, model: str | Path | None) -> tuple[Callable[[np.nda
     return run, probe.shape[0] == 1
 
 
-def _scorer(cat: AnomalyCategory, method: str, model: str | Path | None) -> Scorer:
+def _scorer(cat: AnomalyCategory, method: str, model: str | Path | None) -> tuple[Scorer, str]:
+    """The category's scorer and what it is: PatchCore over features, or the model's own maps."""
     from edgeglocal.tasks.patchcore import fit_bank
 
     features, is_map = _feature_fn(method, model)
     if is_map:
-        return lambda images: [cv2.resize(features(im)[0], im.shape[1::-1]) for im in images]
+        return (lambda images: [cv2.resize(features(im)[0], im.shape[1::-1]) for im in images]), "model maps"
     if not cat.train:
         raise InputError(f"Anomaly category {cat.name} has no train/good images to fit the normal bank on.")
     bank = fit_bank([features(read_image(p)) for p in cat.train], coreset=0.25, threshold=np.inf)
-    return lambda images: [bank.anomaly_map(features(im), im.shape[:2]) for im in images]
+    return (lambda images: [bank.anomaly_map(features(im), im.shape[:2]) for im in images]), method
 
 
 def _load_result(results: Path, cat: AnomalyCategory, image: Path, multi: bool) -> np.ndarray:
@@ -115,12 +116,12 @@ def evaluate(data: str | Path, model: str | Path | None = None, results: str | P
     cats = anomaly_categories(Path(data))
     multi = not (Path(data) / "test").is_dir()  # a folder of categories: results/<category>/...
     results = None if results is None else Path(results)
-    total, done, per = sum(len(c.test) for c in cats), 0, []
+    total, done, per, label = sum(len(c.test) for c in cats), 0, [], "results" if results is not None else method
     for cat in cats:
         if results is not None:
             maps = [_load_result(results, cat, p, multi) for p in cat.test]
         else:
-            score = _scorer(cat, method, model)
+            score, label = _scorer(cat, method, model)
             maps = []
             for p in cat.test:
                 maps.extend(score([read_image(p)]))
@@ -130,6 +131,6 @@ def evaluate(data: str | Path, model: str | Path | None = None, results: str | P
         row = score_category(cat, maps, _image_scores(results, cat, maps, multi))
         per.append({"category": cat.name, "images": len(cat.test), **row})
     keys = ("image_auroc", "pixel_auroc", "aupro", "image_f1_max", "pixel_f1_max")
-    return {"task": "anomaly", "method": "results" if results is not None else method,
+    return {"task": "anomaly", "method": label,
             "images": sum(r["images"] for r in per),
             "metrics": {k: float(np.mean([r[k] for r in per])) for k in keys}, "per_item": per}
