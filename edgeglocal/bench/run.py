@@ -53,12 +53,13 @@ class BenchModel:
 
 
 def default_calibration() -> Path:
-    """Real frames for int8 calibration: the repository's samples/media, else opencv-doc's video."""
+    """Real frames for int8 calibration: the repository's sample video, else opencv-doc's, else its photos."""
     media = Path(__file__).resolve().parents[2] / "samples" / "media"
+    for candidate in (media / "vtest_80.mp4", OPENCV_DATA / "vtest.avi"):
+        if candidate.is_file():
+            return candidate
     if media.is_dir() and any(media.glob("*.jpg")):
         return media
-    if (OPENCV_DATA / "vtest.avi").is_file():
-        return OPENCV_DATA / "vtest.avi"
     raise InputError("No calibration frames found (samples/media or opencv-doc's vtest.avi); pass --calib.")
 
 
