@@ -28,7 +28,7 @@ def bench_command(
     models: List[str] = typer.Argument(..., help="Bundles (NAME.onnx) and/or architecture names (`edgeglocal export --list`)."),
     backends: str = typer.Option("torch,ort-cpu", "--backends", "-b", help="Comma list: torch, ort-cpu, ort-cuda, ort-trt, trt."),
     precisions: str = typer.Option("fp32", "--precisions", "-p", help="Comma list: fp32, fp16, int8."),
-    imgsz: Optional[List[int]] = typer.Option(None, "--imgsz", help="Input H W (default: the model's).", show_default=False),
+    imgsz: Optional[tuple[int, int]] = typer.Option(None, "--imgsz", help="Input H W (default: the model's)."),
     batch: int = typer.Option(1, "--batch", help="Images per call."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed calls first."),
     iters: int = typer.Option(20, "--iters", help="Timed calls."),
@@ -43,17 +43,13 @@ def bench_command(
 
     backend_list = _split(backends, BACKENDS, "Backend")
     precision_list = _split(precisions, PRECISIONS, "Precision")
-    if imgsz and len(imgsz) == 1:
-        imgsz = [imgsz[0], imgsz[0]]
-    if imgsz and len(imgsz) != 2:
-        raise InputError(f"--imgsz takes H W (or one size for both); got {len(imgsz)} numbers.")
     if batch < 1 or iters < 1 or warmup < 0:
         raise InputError(f"--batch {batch}, --iters {iters}, --warmup {warmup}: expected batch, iters >= 1 and warmup >= 0.")
     check_models(models)
 
     with stage(f"Benchmark {len(models)} model(s) x {len(backend_list)} backend(s) x {len(precision_list)} precision(s)") as info, \
             console.status("preparing...") as status:
-        rows = benchmark(models, backend_list, precision_list, tuple(imgsz) if imgsz else None, batch, warmup, iters,
+        rows = benchmark(models, backend_list, precision_list, imgsz, batch, warmup, iters,
                          checkpoint, calib, log=lambda msg: status.update(msg))
         info["detail"] = f"{sum(r.status == 'ok' for r in rows)} of {len(rows)} rows measured"
 

@@ -72,7 +72,7 @@ def test_cli_on_a_bundle_writes_json(rows, tmp_path: Path):
             arch="coswin_cifar", dynamic=None, input_specs=cfg.input_specs((32, 32), None),
             output_specs=cfg.output_specs())
     out = tmp_path / "bench.json"
-    result = CliRunner().invoke(app, ["bench", str(bundle), "--backends", "torch,ort-cpu,ort-cuda", "--iters", "3",
+    result = CliRunner().invoke(app, ["bench", str(bundle), "--imgsz", "32", "32", "--backends", "torch,ort-cpu,ort-cuda", "--iters", "3",
                                       "--warmup", "1", "--json", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
