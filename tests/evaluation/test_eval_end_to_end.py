@@ -155,3 +155,26 @@ def test_tracking_runs_the_default_hog_detector_on_a_sequence_video(tmp_path: Pa
     report = evaluate("track", seq)
     assert report["sequences"] == 1 and report["metrics"]["fn"] + report["metrics"]["fp"] > 0
     assert 0 <= report["metrics"]["hota"] <= 1
+
+
+def test_anomaly_bundle_with_its_own_maps_is_scored_directly(sets: Path, tmp_path: Path):
+    """A bundle whose output is a one-channel map (CRANE-style) is scored as is, without PatchCore."""
+    import torch
+
+    from edgeglocal.bundle import Preprocess, TensorSpec
+    from edgeglocal.export import to_onnx
+
+    class ColourOutlier(torch.nn.Module):
+        """Distance of each pixel's colour from the image's mean colour: pasted patches stand out."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x - x.mean(dim=(2, 3), keepdim=True)).abs().mean(dim=1, keepdim=True)
+
+    bundle = tmp_path / "outlier.onnx"
+    spec = TensorSpec(name="images", shape=[1, 3, 128, 128], layout="NCHW", meaning="image",
+                      preprocess=Preprocess(size=[128, 128]))
+    to_onnx(ColourOutlier(), torch.rand(1, 3, 128, 128), bundle, task="anomaly", arch="colour_outlier",
+            input_specs=[spec], output_specs=[TensorSpec(name="anomaly_map", shape=[], meaning="map")])
+    report = evaluate("anomaly", sets / "anomaly" / "gravel", model=bundle)
+    assert report["method"] == "model maps"
+    assert 0.5 < report["metrics"]["pixel_auroc"] <= 1.0
