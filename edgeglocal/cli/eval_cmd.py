@@ -24,8 +24,12 @@ def eval_command(
     task: Optional[str] = typer.Option(None, "--task", "-t", help="dehaze, anomaly, track or retrieve."),
     data: Optional[Path] = typer.Option(None, "--data", "-d", help="The evaluation set (see `eval make-set`)."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="A bundle (default: the task's embedded default)."),
-    results: Optional[Path] = typer.Option(None, "--results", help="Score outputs produced elsewhere; runs no model."),
-    method: Optional[str] = typer.Option(None, "--method", help="Comma list of methods (default: the model's); see --compare."),
+    results: Optional[Path] = typer.Option(
+        None, "--results", help="Score outputs made elsewhere, no model run: dehazed images named as in hazy/; "
+        "[<category>/]<defect>/<name>.npy|.png maps (+ scores.json); <seq>.txt MOTChallenge files; rankings.json."),
+    method: Optional[str] = typer.Option(
+        None, "--method", help="Comma list (default: the first): dehaze model,identity,clahe; anomaly "
+        "patchcore,pixel-knn; track bytetrack,sort; retrieve model,histogram."),
     compare: bool = typer.Option(False, "--compare", help="Also run the task's classical baselines, side by side."),
     use_dets: bool = typer.Option(False, "--use-dets", help="track: replay det/det.txt through the tracker."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the reports to this JSON file."),
