@@ -152,8 +152,8 @@ class Crane(nn.Module):
         feats = []
         for i, block in enumerate(self.visual.transformer.resblocks[:last]):
             if i >= self.eattn_start:
-                patch_path = x if patch_path is None else patch_path
-                patch_path = patch_path + block.attn.forward_eattn(block.ln_1(x))
+                base = x if patch_path is None else patch_path  # the patch path forks off here
+                patch_path = base + block.attn.forward_eattn(block.ln_1(x))
             if patch_path is None or i + 1 < last:
                 x = block(x)
             if i + 1 in self.feature_layers:
