@@ -17,12 +17,11 @@ one grouped 1-D scan over the 4*d channels and folds the outputs back onto the m
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeglocal.ops._onnx_builder import GraphBuilder
 from edgeglocal.ops._registry import DOMAIN, PLUGIN_ATTRS
 
 SCAN_INPUTS = ("u", "delta", "A", "B", "C", "D", "delta_bias")
@@ -30,65 +29,25 @@ SCAN_2D_INPUTS = ("x", "delta", "A", "B", "C", "D", "delta_bias")
 _INT64_MIN = np.iinfo(np.int64).min
 
 
-class _Graph:
-    """Collects nodes with fresh value names, so the bodies below read like the math."""
-
-    _ids = itertools.count()
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.nodes: list[onnx.NodeProto] = []
-
-    def __call__(self, op_type: str, *inputs: str, n_out: int = 1, **attrs) -> str | list[str]:
-        outs = [f"{self.tag}_{op_type.lower()}_{next(self._ids)}" for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
-        return outs[0] if n_out == 1 else outs
-
-    def const(self, value, dtype=np.int64) -> str:
-        return self("Constant", value=numpy_helper.from_array(np.asarray(value, dtype=dtype)))
-
-    def flag(self, name: str) -> str:
-        """The INT function attribute ``name`` as a boolean scalar."""
-        out = f"{self.tag}_{name}_{next(self._ids)}"
-        node = helper.make_node("Constant", [], [out])
-        node.attribute.append(helper.make_attribute_ref("value_int", onnx.AttributeProto.INT, ref_attr_name=name))
-        self.nodes.append(node)
-        return self("Cast", out, to=TensorProto.BOOL)
-
-    def dim(self, x: str, axis: int) -> str:
-        """Size of ``x`` along ``axis`` (>= 0) as a 1-D int64 tensor, ready for Concat into a shape."""
-        return self("Shape", x, start=axis, end=axis + 1)
-
-    def shape(self, *parts: str | int) -> str:
-        """A shape tensor from 1-D dims and Python ints (-1 allowed once)."""
-        return self("Concat", *[p if isinstance(p, str) else self.const([p]) for p in parts], axis=0)
-
-    def reverse_last(self, x: str) -> str:
-        return self("Slice", x, self.const([-1]), self.const([_INT64_MIN]), self.const([-1]), self.const([-1]))
-
-    def subgraph(self, name: str, inputs: list[str], outputs: list[str], rank: int | None = None) -> onnx.GraphProto:
-        """The collected nodes as a graph; ``rank`` declares the rank of every input and output
-        (ONNX Runtime's Scan needs shaped body outputs even when the model inputs are unshaped)."""
-        shape = None if rank is None else [None] * rank
-        info = lambda n: helper.make_tensor_value_info(n, TensorProto.FLOAT, shape)  # noqa: E731
-        return helper.make_graph(self.nodes, name, [info(i) for i in inputs], [info(o) for o in outputs])
+def _reverse_last(g: GraphBuilder, x: str) -> str:
+    return g("Slice", x, g.const([-1]), g.const([_INT64_MIN]), g.const([-1]), g.const([-1]))
 
 
 def _recurrence_body() -> onnx.GraphProto:
     """Scan body: (h, dA_t, dBu_t) -> (h', h') with h' = dA_t * h + dBu_t; all (b, g, d/g, n)."""
-    g = _Graph("step")
+    g = GraphBuilder("step")
     g.nodes.append(helper.make_node("Add", [g("Mul", "dA_t", "h"), "dBu_t"], ["h_out"]))
     g.nodes.append(helper.make_node("Identity", ["h_out"], ["h_seq"]))  # one name cannot be two outputs
     return g.subgraph("selective_scan_step", ["h", "dA_t", "dBu_t"], ["h_out", "h_seq"], rank=4)
 
 
-def _softplus(g: _Graph, x: str) -> str:
+def _softplus(g: GraphBuilder, x: str) -> str:
     """relu(x) + log(1 + exp(-|x|)): exact softplus that never exponentiates a positive number."""
     one = g.const(1.0, np.float32)
     return g("Add", g("Relu", x), g("Log", g("Add", one, g("Exp", g("Neg", g("Abs", x))))))
 
 
-def _effective_delta(g: _Graph, delta: str, delta_bias: str) -> str:
+def _effective_delta(g: GraphBuilder, delta: str, delta_bias: str) -> str:
     """delta' (b, d, l) = softplus(delta + bias) if the delta_softplus attribute is set, else delta + bias."""
     pre = g("Add", delta, g("Unsqueeze", delta_bias, g.const([1])))
     return g("Where", g.flag("delta_softplus"), _softplus(g, pre), pre)
@@ -105,7 +64,7 @@ def _chunk_body(dt_c: str, dtu_c: str, A_g: str, B_c: str, C_c: str) -> onnx.Gra
     Per chunk: the decay and input terms of all its steps at once, the two-node ``Scan`` over the
     steps, one batched ``MatMul`` with C. The chunked time-major tensors come from the outer scope.
     """
-    g = _Graph("chunk")
+    g = GraphBuilder("chunk")
     pick = lambda t: g("Gather", t, "chunk_i", axis=0)  # noqa: E731
     dA = g("Exp", g("Mul", pick(dt_c), A_g))
     dBu = g("Mul", pick(dtu_c), pick(B_c))
@@ -125,7 +84,7 @@ def _chunk_body(dt_c: str, dtu_c: str, A_g: str, B_c: str, C_c: str) -> onnx.Gra
     )
 
 
-def _grouped_scan(g: _Graph, u: str, dt: str, A: str, B: str, C: str, D: str) -> str:
+def _grouped_scan(g: GraphBuilder, u: str, dt: str, A: str, B: str, C: str, D: str) -> str:
     """y (b, d, l) float of the scan with delta' already applied; B, C are grouped (b, g, n, l).
 
     The steps are padded to whole chunks with delta' = 0 (decay 1, input 0: the state passes
@@ -159,12 +118,12 @@ def _grouped_scan(g: _Graph, u: str, dt: str, A: str, B: str, C: str, D: str) ->
     return g("Add", g("Transpose", y, perm=[1, 2, 0]), g("Mul", g("Unsqueeze", D, g.const([1])), u))
 
 
-def _as_float(g: _Graph, names: tuple[str, ...]) -> list[str]:
+def _as_float(g: GraphBuilder, names: tuple[str, ...]) -> list[str]:
     return [g("Cast", name, to=TensorProto.FLOAT) for name in names]
 
 
 def _function(
-    op_type: str, inputs: tuple[str, ...], attributes: list[str], g: _Graph, y: str, like: str, opset: int
+    op_type: str, inputs: tuple[str, ...], attributes: list[str], g: GraphBuilder, y: str, like: str, opset: int
 ) -> onnx.FunctionProto:
     """Close ``g`` into the FunctionProto of ``op_type``, casting ``y`` back to the type of input ``like``."""
     g.nodes.append(helper.make_node("CastLike", [y, like], ["y"]))
@@ -177,13 +136,13 @@ def _function(
 
 def selective_scan_function(opset: int) -> onnx.FunctionProto:
     """Body of ``edgeglocal::SelectiveScan(u, delta, A, B, C, D, delta_bias) -> y``."""
-    g = _Graph("ss")
+    g = GraphBuilder("ss")
     u, delta, A, B, C, D, bias = _as_float(g, SCAN_INPUTS)
     y = _grouped_scan(g, u, _effective_delta(g, delta, bias), A, B, C, D)
     return _function("SelectiveScan", SCAN_INPUTS, ["delta_softplus"], g, y, "u", opset)
 
 
-def _scan_order(g: _Graph, t: str, hw: tuple[str, str], reverse: bool, transpose: bool) -> str:
+def _scan_order(g: GraphBuilder, t: str, hw: tuple[str, str], reverse: bool, transpose: bool) -> str:
     """Re-order the last (raster) axis of ``t`` (..., c, h*w) into one cross-scan direction.
 
     Used both ways: a column-major sequence read back with ``hw`` swapped is a row-major map.
@@ -192,37 +151,37 @@ def _scan_order(g: _Graph, t: str, hw: tuple[str, str], reverse: bool, transpose
         lead = g("Shape", t, end=-1)
         grid = g("Reshape", t, g.shape(lead, *hw))
         t = g("Reshape", g("Transpose", grid, perm=[0, 1, 2, 4, 3]), g.shape(lead, -1))
-    return g.reverse_last(t) if reverse else t
+    return _reverse_last(g, t) if reverse else t
 
 
 _DIRECTIONS = ((False, False), (True, False), (False, True), (True, True))  # (transpose, reverse) of k=0..3
 
 
-def _cross_scan(g: _Graph, t: str, h: str, w: str) -> str:
+def _cross_scan(g: GraphBuilder, t: str, h: str, w: str) -> str:
     """(b, 4, c, h*w) raster -> (b, 4, c, h*w) with slice k in direction k's visiting order."""
     parts = g("Split", t, axis=1, num_outputs=4, n_out=4)
     return g("Concat", *[_scan_order(g, p, (h, w), rev, tr) for p, (tr, rev) in zip(parts, _DIRECTIONS)], axis=1)
 
 
-def _cross_merge(g: _Graph, y: str, h: str, w: str) -> str:
+def _cross_merge(g: GraphBuilder, y: str, h: str, w: str) -> str:
     """(b, 4, d, h*w) in visiting orders -> sum over directions, back in raster order (b, d, h*w)."""
     parts = g("Split", y, axis=1, num_outputs=4, n_out=4)
     # Undo the reversal first, then a column-major sequence is a (w, h) grid to transpose back.
-    raster = [_scan_order(g, g.reverse_last(p) if rev else p, (w, h), False, tr) for p, (tr, rev) in zip(parts, _DIRECTIONS)]
+    raster = [_scan_order(g, _reverse_last(g, p) if rev else p, (w, h), False, tr) for p, (tr, rev) in zip(parts, _DIRECTIONS)]
     return g("Sum", *raster)
 
 
 def selective_scan_2d_function(opset: int) -> onnx.FunctionProto:
     """Body of ``edgeglocal::SelectiveScan2D(x, delta, A, B, C, D, delta_bias) -> y``."""
-    g = _Graph("ss2d")
+    g = GraphBuilder("ss2d")
     x, delta, A, B, C, D, bias = _as_float(g, SCAN_2D_INPUTS)
     b, d, h, w = (g.dim(x, i) for i in range(4))
     raster = g("Reshape", x, g.shape(b, 1, d, -1))
     u = _cross_scan(g, g("Concat", raster, raster, raster, raster, axis=1), h, w)  # (b, 4, d, l)
 
-    follow = _Graph("follow")  # params_follow_scan=1: delta, B, C are re-ordered like x
+    follow = GraphBuilder("follow")  # params_follow_scan=1: delta, B, C are re-ordered like x
     follow_outs = [_cross_scan(follow, t, h, w) for t in (delta, B, C)]
-    keep = _Graph("raster")  # params_follow_scan=0 (VCMamba): delta, B, C stay in raster order
+    keep = GraphBuilder("raster")  # params_follow_scan=0 (VCMamba): delta, B, C stay in raster order
     keep_outs = [keep("Identity", t) for t in (delta, B, C)]
     delta, B, C = g(
         "If", g.flag("params_follow_scan"), n_out=3,

@@ -17,12 +17,11 @@ folds the index to a constant.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgeglocal.ops._onnx_builder import GraphBuilder
 from edgeglocal.ops._registry import (
     DOMAIN,
     EDGEGLOCAL_OPSET,
@@ -45,45 +44,12 @@ _ATTRS = {
 }
 
 
-class _Graph:
-    """Collects nodes with fresh value names, so the body below reads like the math."""
-
-    _ids = itertools.count()
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self.nodes: list[onnx.NodeProto] = []
-
-    def __call__(self, op_type: str, *inputs: str, n_out: int = 1, **attrs) -> str | list[str]:
-        outs = [f"{self.tag}_{op_type.lower()}_{next(self._ids)}" for _ in range(n_out)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
-        return outs[0] if n_out == 1 else outs
-
-    def const(self, value, dtype=np.int64) -> str:
-        return self("Constant", value=numpy_helper.from_array(np.asarray(value, dtype=dtype)))
-
-    def attr(self, name: str) -> str:
-        """The function attribute ``name`` as a tensor (INT -> scalar, INTS -> 1-D, FLOAT -> scalar)."""
-        kind = _ATTRS[name]
-        field = {onnx.AttributeProto.INT: "value_int", onnx.AttributeProto.INTS: "value_ints",
-                 onnx.AttributeProto.FLOAT: "value_float"}[kind]
-        out = f"{self.tag}_{name}_{next(self._ids)}"
-        node = helper.make_node("Constant", [], [out])
-        node.attribute.append(helper.make_attribute_ref(field, kind, ref_attr_name=name))
-        self.nodes.append(node)
-        return out
-
-    def item(self, vec: str, i: int) -> str:
-        """Element ``i`` of a 1-D int64 tensor, kept 1-D (for Concat into shapes)."""
-        return self("Slice", vec, self.const([i]), self.const([i + 1]))
-
-    def subgraph(self, name: str, outputs: list[str]) -> onnx.GraphProto:
-        return helper.make_graph(
-            self.nodes, name, [], [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs]
-        )
+def _attr(g: GraphBuilder, name: str) -> str:
+    """The WindowAttention attribute ``name`` as a tensor."""
+    return g.attr(name, _ATTRS[name])
 
 
-def _roll(g: _Graph, x: str, amounts: list[str], sizes: list[str], sign: int) -> str:
+def _roll(g: GraphBuilder, x: str, amounts: list[str], sizes: list[str], sign: int) -> str:
     """Cyclic roll of axes 1 and 2 by ``sign * amount`` (Slice + Concat; amount 0 is a copy)."""
     for axis, amount, size in zip((1, 2), amounts, sizes):
         cut = amount if sign < 0 else g("Sub", size, amount)
@@ -96,8 +62,8 @@ def _roll(g: _Graph, x: str, amounts: list[str], sizes: list[str], sign: int) ->
 
 def _roll_branches(x: str, shift: list[str], hw: list[str], sign: int) -> tuple[onnx.GraphProto, onnx.GraphProto]:
     """If-branches: roll ``x`` by ``sign * shift`` / leave it as it is."""
-    g = _Graph("roll")
-    return g.subgraph("roll", [_roll(g, x, shift, hw, sign)]), _identity_graph("no_roll", x)
+    g = GraphBuilder("roll")
+    return g.subgraph("roll", [], [_roll(g, x, shift, hw, sign)]), _identity_graph("no_roll", x)
 
 
 def _mask_branches(
@@ -108,7 +74,7 @@ def _mask_branches(
     Along each axis of the rolled map, label 0 is the bulk, 1 the last window's part that stayed,
     2 the ``shift`` rows that wrapped around (an unshifted axis is all 0), as in Swin's img_mask.
     """
-    g = _Graph("mask")
+    g = GraphBuilder("mask")
     labels = []
     for size, win, amount in zip(hw, window, shift):
         pos = g("Range", g.const(0), g("Squeeze", size), g.const(1))
@@ -125,24 +91,24 @@ def _mask_branches(
     same = g("Equal", g("Unsqueeze", region, g.const([2])), g("Unsqueeze", region, g.const([1])))
     mask = g("Where", same, g.const(0.0, np.float32), g.const(MASK_VALUE, np.float32))
     addend = g("Add", g("Unsqueeze", bias, g.const([0])), g("Unsqueeze", mask, g.const([1])))
-    plain = _Graph("no_mask")
-    return g.subgraph("mask", [addend]), plain.subgraph("no_mask", [plain("Unsqueeze", bias, plain.const([0]))])
+    plain = GraphBuilder("no_mask")
+    return g.subgraph("mask", [], [addend]), plain.subgraph("no_mask", [], [plain("Unsqueeze", bias, plain.const([0]))])
 
 
 def _identity_graph(name: str, x: str) -> onnx.GraphProto:
-    g = _Graph(name)
-    return g.subgraph(name, [g("Identity", x)])
+    g = GraphBuilder(name)
+    return g.subgraph(name, [], [g("Identity", x)])
 
 
 def window_attention_function(opset: int) -> onnx.FunctionProto:
     """The standard-ONNX body of ``edgeglocal::WindowAttention`` (default domain version ``opset``)."""
-    g = _Graph("wa")
+    g = GraphBuilder("wa")
     qkv_in, table_in, q_global_in = _INPUTS
-    heads = g("Unsqueeze", g.attr("num_heads"), g.const([0]))
-    window, shift = g.attr("window_size"), g.attr("shift")
+    heads = g("Unsqueeze", _attr(g, "num_heads"), g.const([0]))
+    window, shift = _attr(g, "window_size"), _attr(g, "shift")
     wh, ww = g.item(window, 0), g.item(window, 1)
     shifts = [g.item(shift, 0), g.item(shift, 1)]
-    global_query = g.attr("global_query")
+    global_query = _attr(g, "global_query")
     parts = g("Unsqueeze", g("Sub", g.const(3), global_query), g.const([0]))
     any_shift = g("Greater", g("ReduceMax", g("Abs", shift), keepdims=0), g.const(0))
 
@@ -178,16 +144,16 @@ def window_attention_function(opset: int) -> onnx.FunctionProto:
     k = g("Gather", x, g("Sub", parts_s, g.const(2)), axis=0)
     v = g("Gather", x, g("Sub", parts_s, g.const(1)), axis=0)
 
-    gq = _Graph("gq")
+    gq = GraphBuilder("gq")
     q_global = gq("Cast", q_global_in, to=TensorProto.FLOAT)
     q_global = gq("Reshape", q_global, gq("Concat", gq.const([0, 0]), heads, gq.const([-1]), axis=0))
     q_global = gq("Unsqueeze", gq("Transpose", q_global, perm=[0, 2, 1, 3]), gq.const([1]))
-    lq = _Graph("lq")
+    lq = GraphBuilder("lq")
     q_local = lq("Gather", x, lq.const(0), axis=0)
     q = g("If", g("Cast", global_query, to=TensorProto.BOOL),
-          then_branch=gq.subgraph("global_q", [q_global]), else_branch=lq.subgraph("local_q", [q_local]))
+          then_branch=gq.subgraph("global_q", [], [q_global]), else_branch=lq.subgraph("local_q", [], [q_local]))
 
-    scores = g("MatMul", g("Mul", q, g.attr("scale")), g("Transpose", k, perm=[0, 1, 2, 4, 3]))
+    scores = g("MatMul", g("Mul", q, _attr(g, "scale")), g("Transpose", k, perm=[0, 1, 2, 4, 3]))
     mask = _mask_branches(bias, shifts, [h, w], [wh, ww], n_win, n_tok)
     addend = g("If", any_shift, then_branch=mask[0], else_branch=mask[1])
     attn = g("Softmax", g("Add", scores, addend), axis=-1)
