@@ -20,8 +20,7 @@ from edgeglocal.bench.backends import BACKENDS, PRECISIONS, Unavailable, ort_run
 from edgeglocal.bench.timing import Latency, measure
 from edgeglocal.bundle import find_manifest
 from edgeglocal.errors import EdgeglocalError, InputError
-
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
+from edgeglocal.evaluation.datasets import OPENCV_DATA
 
 
 @dataclass

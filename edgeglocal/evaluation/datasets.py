@@ -23,13 +23,13 @@ import numpy as np
 from edgeglocal.errors import InputError
 from edgeglocal.evaluation import synthetic
 from edgeglocal.fsutil import atomic_path, write_text_atomic
+from edgeglocal.io.sources import FILE_URL_SUFFIXES, IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".webm"}
+VIDEO_SUFFIXES = tuple(s for s in FILE_URL_SUFFIXES if s not in IMAGE_SUFFIXES)
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
 #: Photos of real scenes (not hazy, not drawings) in opencv-doc's samples.
 OPENCV_PHOTOS = ("baboon.jpg", "building.jpg", "fruits.jpg", "home.jpg", "messi5.jpg", "orange.jpg", "apple.jpg",
-                 "butterfly.jpg", "board.jpg", "leuvenA.jpg", "lena.jpg", "HappyFish.jpg", "left01.jpg")
+                 "butterfly.jpg", "board.jpg", "leuvenA.jpg", "HappyFish.jpg", "left01.jpg")
 #: scikit-image's bundled CC0 / public-domain photos.
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 SKIMAGE_TEXTURES = ("brick", "grass", "gravel")
@@ -40,6 +40,7 @@ SET_KINDS = ("haze", "anomaly", "mot", "retrieval")
 
 
 def list_images(folder: Path) -> list[Path]:
+    """Image files directly inside ``folder`` (not below), sorted; [] when it does not exist."""
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if Path(folder).is_dir() else []
 
 
