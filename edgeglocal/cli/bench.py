@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from edgeglocal.cli._console import console, handle_errors, human_size, stage
@@ -53,21 +54,25 @@ def bench_command(
                          checkpoint, calib, log=lambda msg: status.update(msg))
         info["detail"] = f"{sum(r.status == 'ok' for r in rows)} of {len(rows)} rows measured"
 
-    table = Table(title=f"Latency, batch {batch}, {iters} timed calls after {warmup} warm-up")
-    for col in ("model", "backend", "precision", "status", "size", "mean ms", "p50", "p90", "p99", "CPU ms", "img/s",
-                "vs torch"):
-        table.add_column(col, justify="left" if col in ("model", "backend", "precision", "status") else "right")
+    table = Table(title=f"Latency (ms), batch {batch}, {iters} timed calls after {warmup} warm-up", box=box.SIMPLE_HEAD)
+    for col in ("model", "backend", "prec.", "size", "mean", "p50", "p90", "p99", "CPU", "img/s", "vs torch"):
+        table.add_column(col, justify="left" if col in ("model", "backend", "prec.") else "right", no_wrap=col != "model")
+    notes: dict[str, int] = {}  # one footnote per distinct reason, so the table stays narrow
     for r in rows:
         size = human_size(r.size_bytes) if r.size_bytes else "-"
         if r.latency is None:
-            colour = "yellow" if r.status == "unavailable" else "red"
-            table.add_row(r.model, r.backend, r.precision, f"[{colour}]{r.status}[/]: {r.reason}", size, *["-"] * 7)
+            mark = notes.setdefault(f"[{'yellow' if r.status == 'unavailable' else 'red'}]{r.status}[/]: {r.reason}",
+                                    len(notes) + 1)
+            table.add_row(r.model, r.backend, r.precision, size, f"{'n/a' if r.status == 'unavailable' else 'failed'} [{mark}]",
+                          *[""] * 6)
             continue
         lat = r.latency
-        table.add_row(r.model, r.backend, r.precision, "[green]ok[/]", size, f"{lat.mean_ms:.2f}", f"{lat.p50_ms:.2f}",
+        table.add_row(r.model, r.backend, r.precision, size, f"{lat.mean_ms:.2f}", f"{lat.p50_ms:.2f}",
                       f"{lat.p90_ms:.2f}", f"{lat.p99_ms:.2f}", f"{lat.cpu_ms:.2f}", f"{lat.throughput:.1f}",
                       "-" if r.vs_torch is None else f"{r.vs_torch:.2f}x")
     console.print(table)
+    for text, mark in notes.items():
+        console.print(f"[{mark}] {text}")
     if json_out is not None:
         meta = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
                 "processor": platform.processor() or platform.machine(), "batch": batch, "warmup": warmup, "iters": iters}
