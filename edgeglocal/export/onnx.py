@@ -55,6 +55,14 @@ def _dynamic_shapes(inputs: Sequence[torch.Tensor], dynamic: str | None) -> tupl
     return tuple(shapes)
 
 
+def _batch_of_two(inputs: tuple, dynamic: str | None) -> tuple:
+    """Trace a dynamic batch with batch 2: torch.export specialises size-1 dims, so a batch-1
+    example would bake batch 1 into reshapes although the manifest says ``batch``."""
+    if dynamic not in ("batch", "all"):
+        return inputs
+    return tuple(x.expand(2, *x.shape[1:]).clone() if x.dim() >= 1 and x.shape[0] == 1 else x for x in inputs)
+
+
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
     """Hide the exporter's chatter (missing torchvision ops, pytree deprecations); errors still raise."""
@@ -132,6 +140,7 @@ def to_onnx(
     path = Path(path)
     inputs = (example_inputs,) if isinstance(example_inputs, torch.Tensor) else tuple(example_inputs)
     _check_args(model, inputs, path, dynamic, opset)
+    inputs = _batch_of_two(inputs, dynamic)
     try:  # before the (slow) export, so an impossible destination fails at once
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -103,3 +103,20 @@ def test_unwritable_destination_is_a_sink_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(SinkError, match=r"^Cannot write .*not_a_dir/m\.onnx: "):
         to_onnx(torch.nn.ReLU(), torch.randn(2, 3), blocker / "m.onnx")
+
+
+
+def test_dynamic_batch_traced_from_a_batch_of_one_serves_other_batches(tmp_path):
+    """A batch-1 example used to bake batch 1 into MCAF-Net's window reshapes under dynamic="all"."""
+    from edgeglocal.models import create
+
+    model = create("mcafnet", dims=(8, 16, 32), depths=(1, 1, 1), decoder_depths=(1, 1), heads=(1, 2, 2),
+                   window=4).eval()
+    path = tmp_path / "mcaf.onnx"
+    manifest = to_onnx(model, torch.randn(1, 3, 64, 64), path, dynamic="all")
+    assert manifest.inputs[0].shape == ["batch", 3, "height", "width"]
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(3, 3, 64, 96)
+    (y,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        np.testing.assert_allclose(y, model(x).numpy(), atol=1e-4)
