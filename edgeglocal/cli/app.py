@@ -50,13 +50,7 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"edgeglocal.cli.{_name}")
-    except ModuleNotFoundError as _exc:
-        if _exc.name != f"edgeglocal.cli.{_name}":
-            raise
-        continue  # verb not built yet
-    _module.register(app)
+    importlib.import_module(f"edgeglocal.cli.{_name}").register(app)
 
 
 def main() -> None:

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 
 from edgeglocal.cli.app import app
 
-pytest.importorskip("edgeglocal.tasks.dehaze", reason="the dehaze task has not landed")
 MEDIA = Path(__file__).resolve().parents[2] / "samples" / "media"
 
 
