@@ -12,7 +12,6 @@ from rich.table import Table
 
 from edgeglocal.cli._console import console, handle_errors, human_size, stage
 from edgeglocal.errors import InputError, ParityError
-from edgeglocal.models._registry import DYNAMIC_MODES
 
 PARITY_INPUTS = 2
 
@@ -70,6 +69,8 @@ def export_command(
         return
     if not arch:
         raise InputError("--arch is required; run `edgeglocal export --list` to see the architectures.")
+    from edgeglocal.models._registry import DYNAMIC_MODES
+
     dyn = None if dynamic == "none" else dynamic
     if dyn is not None and dyn not in DYNAMIC_MODES:
         raise InputError(f"--dynamic {dynamic!r} is not valid; expected {', '.join(DYNAMIC_MODES)} or none.")
