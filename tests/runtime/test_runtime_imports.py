@@ -9,6 +9,8 @@ from pathlib import Path
 MODULES = [
     "edgeglocal.runtime", "edgeglocal.runtime.ort", "edgeglocal.runtime.preprocess", "edgeglocal.runtime.environment",
     "edgeglocal.io", "edgeglocal.io.sources", "edgeglocal.io.sinks", "edgeglocal.io.pipeline",
+    "edgeglocal.tasks.dehaze", "edgeglocal.tasks.track", "edgeglocal.tasks.retrieve", "edgeglocal.tasks.anomaly",
+    "edgeglocal.cli.app",
 ]
 
 
