@@ -21,6 +21,7 @@ def quantize_command(
     exclude: List[str] = typer.Option([], "--exclude", help="Node-name pattern kept in float (repeatable)."),
     auto: bool = typer.Option(False, "--auto", help="Keep the most sensitive layers in float until --budget holds."),
     budget: float = typer.Option(30.0, "--budget", help="With --auto: lowest acceptable output SNR vs fp32, in dB."),
+    target: str = typer.Option("tensorrt", "--target", help="int8: tensorrt (symmetric, TensorRT-ready) or cpu (uint8 activations, fastest on ONNX Runtime CPU)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output .onnx (default NAME_<precision>.onnx)."),
 ) -> None:
     """Write an FP16 or INT8 (explicit Q/DQ) copy of a bundle and report size, speed and accuracy."""
@@ -30,7 +31,8 @@ def quantize_command(
     with phase_progress() as progress:
         with stage(f"Quantize {bundle.name} to {precision}") as info:
             result = quantize(bundle, precision, calib=calib, calib_size=calib_size, method=method,
-                              exclude=exclude, auto=auto, budget_db=budget, output=output, progress=progress)
+                              exclude=exclude, auto=auto, budget_db=budget, target=target, output=output,
+                              progress=progress)
             info["detail"] = f"{len(result.excluded)} layer(s) kept in float"
 
     with stage("Compare with fp32"):

@@ -202,6 +202,11 @@ def build_engine(
     profile = resolve_profile(inputs, parse_shapes(shapes, list(inputs)), manifest)
     qdq = _has_qdq(model)
     graph_mode = manifest.precision.get("mode", "fp32") if manifest else ("int8" if qdq else "fp32")
+    if manifest and manifest.precision.get("target") == "cpu":
+        raise InputError(
+            f"{bundle.name} was quantized for ONNX Runtime CPU (uint8 activations), which TensorRT does not "
+            "take; quantize the fp32 bundle again with `edgeglocal quantize -p int8 --target tensorrt`."
+        )
     if int8 and not qdq:
         raise InputError(
             f"--int8 needs an explicitly quantized bundle (Q/DQ nodes) and {bundle.name} has none; "

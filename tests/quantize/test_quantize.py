@@ -161,3 +161,21 @@ def test_cli_quantize_writes_bundle_and_report(dehaze_bundle: tuple[Path, Path],
     assert outs[0][0].shape == (1, 3, 128, 160)
     res = CliRunner().invoke(app, ["quantize", str(bundle), "--precision", "int8"])
     assert res.exit_code != 0 and "calibration data" in res.output
+
+
+def test_cpu_target_uses_uint8_activations_and_tensorrt_refuses_it(dehaze_bundle: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    from edgeglocal.export.trt_build import build_engine
+
+    bundle, calib = dehaze_bundle
+    cpu = quantize(bundle, "int8", calib=calib, calib_size=6, target="cpu", output=tmp_path / "cpu.onnx")
+    model = onnx.load(str(cpu.path))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    act_q = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert act_q and all(inits[n.input[2]].dtype == np.uint8 for n in act_q)
+    assert cpu.manifest.precision["target"] == "cpu"
+    assert cpu.output_snr_db > 25.0
+    with pytest.raises(InputError, match="--target tensorrt"):
+        build_engine(cpu.path, tmp_path / "cpu_trt.engine")
+    with pytest.raises(InputError, match="expected tensorrt or cpu"):
+        quantize(bundle, "int8", calib=calib, target="gpu")
