@@ -59,6 +59,14 @@ class _Panel:
             self.live.update(self.render())
 
 
+def _describe(output: Path) -> str:
+    """A file by its name, an image folder by how many images it holds."""
+    if output.is_dir():
+        n = sum(1 for p in output.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"))
+        return f"{n} image{'s' if n != 1 else ''}"
+    return output.name
+
+
 @handle_errors
 def run_command(
     task: str = typer.Option(..., "--task", "-t", help="dehaze, anomaly, track or retrieve."),
@@ -132,7 +140,7 @@ def run_command(
         summary += f", {stats.dropped} dropped"
     console.print(("[yellow]Interrupted[/] after " if interrupted else "Processed ") + summary)
     if pipe.run_dir is not None:
-        names = ", ".join(sorted({p.name for p in pipe.outputs})) or "nothing yet"
+        names = ", ".join(sorted(_describe(p) for p in pipe.outputs)) or "nothing yet"
         console.print(f"Results saved to [bold]{pipe.run_dir}[/] ({names})")
     else:
         console.print("Nothing saved (add --save or --save-json to keep results).")
