@@ -83,6 +83,7 @@ def run_command(
     exist_ok: bool = typer.Option(False, "--exist-ok", help="Reuse PROJECT/TASK/NAME instead of numbering a new one."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Task threshold (anomaly score, match distance...)."),
     bank: Optional[Path] = typer.Option(None, "--bank", help="anomaly: normal memory bank from `edgeglocal fit`."),
+    fit_frames: Optional[int] = typer.Option(None, "--fit-frames", min=1, help="anomaly without --bank: fit on the first N frames."),
     index: Optional[Path] = typer.Option(None, "--index", help="retrieve: gallery index from `edgeglocal index`."),
     topk: Optional[int] = typer.Option(None, "--topk", min=1, help="retrieve: matches per query."),
     save_mot: bool = typer.Option(False, "--save-mot", help="track: write MOTChallenge tracks to the run folder."),
@@ -92,7 +93,7 @@ def run_command(
     """Run a task on a stream and save, show or print the results."""
     from edgeglocal.io.pipeline import run
 
-    chosen = {"threshold": threshold, "bank": bank, "index": index, "topk": topk,
+    chosen = {"threshold": threshold, "bank": bank, "fit_frames": fit_frames, "index": index, "topk": topk,
               "save_mot": save_mot or None, "reid": reid, "side_by_side": side_by_side or None,
               "device": None if device == "auto" else device}
     options = {k: v for k, v in chosen.items() if v is not None}
