@@ -17,6 +17,8 @@ one grouped 1-D scan over the 4*d channels and folds the outputs back onto the m
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -212,3 +214,23 @@ def node_inputs(first, *others):
             value = op.ConstantOfShape(op.Shape(A, start=0, end=1))
         values.append(value if getattr(value, "dtype", None) == first.dtype else op.CastLike(value, first))
     return values
+
+
+def infer_like_first_input(op_type: str, name: str, dims: str) -> Callable[[Any], None]:
+    """Shape inference for the scans: the output has the type and shape of input 0, of rank len(dims)."""
+
+    def infer(ctx: Any) -> None:
+        in_type = ctx.get_input_type(0)
+        if in_type is None or not in_type.tensor_type.HasField("elem_type"):
+            return
+        rank = len(in_type.tensor_type.shape.dim)
+        if in_type.tensor_type.HasField("shape") and rank != len(dims.split(",")):
+            raise onnx.shape_inference.InferenceError(
+                f"{op_type}: input '{name}' must have rank {len(dims.split(','))} ({dims}), got rank {rank}."
+            )
+        out = onnx.TypeProto()
+        out.CopyFrom(in_type)
+        ctx.set_output_type(0, out)
+
+    return infer
+

@@ -13,13 +13,12 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-import onnx
 import torch
 
 from edgeglocal.errors import InputError
 from edgeglocal.ops._registry import EDGEGLOCAL_OPSET, PLUGIN_ATTRS, OnnxOpDef, make_schema, register_op
 from edgeglocal.ops._scan_core import recompute_backward, scan_fast, scan_reference
-from edgeglocal.ops._scan_onnx import SCAN_INPUTS, node_inputs, selective_scan_function
+from edgeglocal.ops._scan_onnx import SCAN_INPUTS, infer_like_first_input, node_inputs, selective_scan_function
 from edgeglocal.ops._validate import check_same_device, check_tensor
 
 __all__ = ["selective_scan", "selective_scan_fn", "selective_scan_ref"]
@@ -155,20 +154,6 @@ _selective_scan_op.register_autograd(_backward, setup_context=_setup_context)
 # ---------------------------------------------------------------------------------------- ONNX
 
 
-def _infer(ctx) -> None:
-    """y has u's element type and shape (b, d, l)."""
-    u_type = ctx.get_input_type(0)
-    if u_type is None or not u_type.tensor_type.HasField("elem_type"):
-        return
-    if u_type.tensor_type.HasField("shape") and len(u_type.tensor_type.shape.dim) != 3:
-        raise onnx.shape_inference.InferenceError(
-            f"SelectiveScan: input 'u' must have rank 3 (b, d, l), got rank {len(u_type.tensor_type.shape.dim)}."
-        )
-    out = onnx.TypeProto()
-    out.CopyFrom(u_type)
-    ctx.set_output_type(0, out)
-
-
 SCHEMA = make_schema(
     "SelectiveScan",
     "Mamba selective scan: h_t = exp(delta'_t A) h_{t-1} + delta'_t B_t u_t, y_t = <C_t, h_t> + D u_t, with "
@@ -177,7 +162,7 @@ SCHEMA = make_schema(
     inputs=[(name, "T", False) for name in SCAN_INPUTS],
     outputs=[("y", "T")],
     attributes=[("delta_softplus", 0)],
-    infer=_infer,
+    infer=infer_like_first_input("SelectiveScan", "u", "b, d, l"),
 )
 
 

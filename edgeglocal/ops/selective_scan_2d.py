@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-import onnx
 import torch
 
 from edgeglocal.ops._registry import EDGEGLOCAL_OPSET, PLUGIN_ATTRS, OnnxOpDef, make_schema, register_op
 from edgeglocal.ops._scan_core import compute_dtype, effective_delta, recompute_backward, scan_fast, scan_reference
-from edgeglocal.ops._scan_onnx import SCAN_2D_INPUTS, node_inputs, selective_scan_2d_function
+from edgeglocal.ops._scan_onnx import SCAN_2D_INPUTS, infer_like_first_input, node_inputs, selective_scan_2d_function
 from edgeglocal.ops._validate import check_same_device, check_tensor
 
 __all__ = ["selective_scan_2d", "selective_scan_2d_ref", "scan_positions"]
@@ -166,20 +165,6 @@ _selective_scan_2d_op.register_autograd(_backward, setup_context=_setup_context)
 # ---------------------------------------------------------------------------------------- ONNX
 
 
-def _infer(ctx) -> None:
-    """y has x's element type and shape (b, d, h, w)."""
-    x_type = ctx.get_input_type(0)
-    if x_type is None or not x_type.tensor_type.HasField("elem_type"):
-        return
-    if x_type.tensor_type.HasField("shape") and len(x_type.tensor_type.shape.dim) != 4:
-        raise onnx.shape_inference.InferenceError(
-            f"SelectiveScan2D: input 'x' must have rank 4 (b, d, h, w), got rank {len(x_type.tensor_type.shape.dim)}."
-        )
-    out = onnx.TypeProto()
-    out.CopyFrom(x_type)
-    ctx.set_output_type(0, out)
-
-
 SCHEMA = make_schema(
     "SelectiveScan2D",
     "VMamba 2-D selective scan: four cross-scan directions (row-major, column-major and both reversed) "
@@ -188,7 +173,7 @@ SCHEMA = make_schema(
     inputs=[(name, "T", False) for name in SCAN_2D_INPUTS],
     outputs=[("y", "T")],
     attributes=[("delta_softplus", 1), ("params_follow_scan", 1)],
-    infer=_infer,
+    infer=infer_like_first_input("SelectiveScan2D", "x", "b, d, h, w"),
 )
 
 
