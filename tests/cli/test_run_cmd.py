@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import pytest
 from typer.testing import CliRunner
 
@@ -32,15 +31,6 @@ def edges_task(monkeypatch, tmp_path_factory) -> Path:
     return build_sobel_bundle(tmp_path_factory.mktemp("sobel"))
 
 
-def _frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
-
-
 @needs_vtest
 def test_run_saves_and_reports_where(edges_task, tmp_path):
     args = ["run", "--task", "edges", "--source", str(VTEST), "--model", str(edges_task), "--vid-stride", "3",
@@ -53,7 +43,9 @@ def test_run_saves_and_reports_where(edges_task, tmp_path):
     assert "results.jsonl" in text and "vtest.mp4" in text
     records = [json.loads(x) for x in (run_dir / "results.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == [0, 3, 6, 9, 12]
-    assert _frames(run_dir / "vtest.mp4") == 5
+    from edge_task import count_frames
+
+    assert count_frames(run_dir / "vtest.mp4") == 5
     again = CliRunner().invoke(app, args + ["--name", "exp"])
     assert again.exit_code == 0 and (tmp_path / "edges" / "exp2" / "results.jsonl").exists()
 
@@ -88,7 +80,9 @@ def test_ctrl_c_keeps_a_playable_video(edges_task, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Interrupted after" in out
     video = run_dir / "vtest.mp4"
-    frames = _frames(video)
+    from edge_task import count_frames
+
+    frames = count_frames(video)
     assert 0 < frames < 795
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == frames
     assert not list(run_dir.glob(".*"))

@@ -96,3 +96,13 @@ class EdgeTask(Task):
 
     def close(self) -> None:
         self.closed += 1
+
+
+def count_frames(path: Path) -> int:
+    """Frames OpenCV can decode from a written video (what a player would show)."""
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n

@@ -11,19 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_task import EdgeTask, opencv_edges
+from edge_task import EdgeTask, count_frames, opencv_edges
 from edgeglocal.errors import InputError
 from edgeglocal.io.pipeline import run
 from edgeglocal.io.sources import Source, open_source
-
-
-def _frames(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 def test_video_run_saves_video_and_jsonl_with_real_numbers(vtest, sobel_model, tmp_path):
@@ -43,7 +34,7 @@ def test_video_run_saves_video_and_jsonl_with_real_numbers(vtest, sobel_model, t
     assert records[2]["strong"] == pytest.approx(float((expected > 0.3).mean()), abs=1e-4)
     video = pipe.run_dir / "vtest.mp4"
     assert pipe.outputs == [video, pipe.run_dir / "results.jsonl"]
-    assert _frames(video) == 9
+    assert count_frames(video) == 9
     assert not list(pipe.run_dir.glob(".*"))  # no temporary files left behind
 
 
@@ -89,7 +80,7 @@ def test_closing_early_finishes_outputs_and_joins_threads(vtest, sobel_model, tm
             break
     pipe.close()
     assert threading.active_count() == before and task.closed == 1
-    assert _frames(pipe.run_dir / "vtest.mp4") == 5
+    assert count_frames(pipe.run_dir / "vtest.mp4") == 5
     assert len((pipe.run_dir / "results.jsonl").read_text().splitlines()) == 5
 
 
@@ -100,7 +91,7 @@ def test_request_stop_ends_after_the_frame_in_hand(vtest, sobel_model, tmp_path)
         results.append(result)
         if len(results) == 3:
             pipe.request_stop()
-    assert len(results) == 3 and _frames(pipe.run_dir / "vtest.mp4") == 3
+    assert len(results) == 3 and count_frames(pipe.run_dir / "vtest.mp4") == 3
 
 
 class CountingSource(Source):
@@ -164,7 +155,7 @@ def test_live_stream_through_pipeline(mjpeg_server, sobel_model, tmp_path):
     results = list(pipe)
     assert len(results) == 6
     assert all(r.edges.shape == (48, 64) for r in results)
-    assert _frames(pipe.run_dir / "video.mp4") == 6
+    assert count_frames(pipe.run_dir / "video.mp4") == 6
 
 
 class StrictEdges(EdgeTask):
@@ -223,7 +214,7 @@ def test_keyboard_interrupt_in_python_api_still_finishes_the_video(vtest, sobel_
     assert proc.returncode == 0 and out.rstrip().endswith("interrupted"), err
     printed = 5 + out.count("frame")
     # Every printed frame is in the video; the interrupt may land after a write and before the print.
-    assert printed <= _frames(tmp_path / "edges" / "exp" / "vtest.mp4") <= printed + 1
+    assert printed <= count_frames(tmp_path / "edges" / "exp" / "vtest.mp4") <= printed + 1
     assert not list((tmp_path / "edges" / "exp").glob(".*"))
 
 
