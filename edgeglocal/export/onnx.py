@@ -21,7 +21,7 @@ import torch
 
 from edgeglocal.bundle import Manifest, TensorSpec, manifest_path
 from edgeglocal.errors import EdgeglocalError, ExportError, InputError, SinkError
-from edgeglocal.export.passes import attach_edgeglocal_functions
+from edgeglocal.export.passes import attach_edgeglocal_functions, iter_nodes
 from edgeglocal.ops._registry import custom_translation_table
 
 DYNAMIC_MODES = (None, "batch", "hw", "all")
@@ -216,6 +216,8 @@ def _write_model(program: Any, path: Path, external: bool) -> tuple[onnx.GraphPr
             raise _cannot_write(path, exc) from exc
         try:
             proto = onnx.load(str(tmp), load_external_data=False)
+            for node in iter_nodes(proto):  # stack traces and FX names: triple a small file, embed build paths
+                del node.metadata_props[:]
             custom_ops = attach_edgeglocal_functions(proto)
             proto = onnx.shape_inference.infer_shapes(proto, check_type=True, data_prop=True)
             onnx.save(proto, str(tmp))

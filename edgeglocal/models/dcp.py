@@ -2,22 +2,15 @@
 
 Every step is a tensor op with no data-dependent Python control flow, so the module exports to a
 small ONNX graph with dynamic height and width: the packaged default dehazer
-(``edgeglocal/assets/dcp_dehaze.onnx``) that runs without torch. Regenerate it with::
-
-    python -m edgeglocal.models.dcp --export edgeglocal/assets/dcp_dehaze.onnx
+(``edgeglocal/assets/dcp_dehaze.onnx``) that runs without torch; ``edgeglocal.export.packaged``
+regenerates it.
 """
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from edgeglocal.bundle import Manifest, Preprocess, TensorSpec, manifest_path
-from edgeglocal.fsutil import atomic_path
 
 #: ITU-R BT.601 luma weights: the grayscale guide of the guided filter.
 LUMA = (0.299, 0.587, 0.114)
@@ -99,60 +92,3 @@ class DarkChannelDehaze(nn.Module):
         t = guided_filter(gray, raw_t, self.radius, self.eps).clamp(self.t0, 1.0)
         dehazed = ((image - a4) / t + a4).clamp(0.0, 1.0)
         return dehazed, t, a
-
-
-def export(path: str | Path, opset: int = 18, **params: float) -> Manifest:
-    """Export :class:`DarkChannelDehaze` to ``path`` (dynamic batch, H, W) with its manifest.
-
-    Node metadata (stack traces, FX names) is dropped: it would triple the file and embed build paths.
-    """
-    import onnx
-
-    model = DarkChannelDehaze(**params).eval()
-    example = torch.rand(1, 3, 64, 96)
-    dims = {
-        0: torch.export.Dim("batch", max=256),
-        2: torch.export.Dim("height", min=16, max=16384),
-        3: torch.export.Dim("width", min=16, max=16384),
-    }
-    with atomic_path(path) as tmp:
-        program = torch.onnx.export(
-            model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=(dims,),
-            input_names=["image"], output_names=["dehazed", "transmission", "atmosphere"],
-        )
-        proto = program.model_proto
-        for node in proto.graph.node:
-            del node.metadata_props[:]
-        onnx.checker.check_model(proto, full_check=True)
-        onnx.save(proto, tmp)
-    image = ["batch", 3, "height", "width"]
-    manifest = Manifest(
-        task="dehaze",
-        arch="dcp",
-        inputs=[
-            TensorSpec("image", image, layout="NCHW", meaning="hazy RGB image in [0, 1]",
-                       preprocess=Preprocess(color="RGB", resize="none")),
-        ],
-        outputs=[
-            TensorSpec("dehazed", image, layout="NCHW", meaning="dehazed RGB image in [0, 1]"),
-            TensorSpec("transmission", ["batch", 1, "height", "width"], layout="NCHW",
-                       meaning="refined transmission t in [t0, 1]"),
-            TensorSpec("atmosphere", ["batch", 3], meaning="atmospheric light A, RGB in [0, 1]"),
-        ],
-        opset=opset,
-        extra={"params": {k: getattr(model, k) for k in ("patch", "omega", "t0", "radius", "eps", "top_divisor")}},
-    )
-    manifest.save(manifest_path(path))
-    return manifest
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--export", required=True, metavar="PATH", help="where to write the .onnx (+ .json)")
-    args = parser.parse_args(argv)
-    export(args.export)
-    print(f"wrote {args.export} and {manifest_path(args.export)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -14,10 +14,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from edgeglocal.assets import MOBILENETV2_PACKAGE, MOBILENETV2_RESOURCE, mobilenetv2_weights, sha256
-from edgeglocal.bundle import Manifest, Preprocess, TensorSpec, manifest_path
-from edgeglocal.errors import CheckpointError, InputError
-from edgeglocal.fsutil import atomic_path
+from edgeglocal.assets import mobilenetv2_weights
+from edgeglocal.errors import CheckpointError
 from edgeglocal.nn.pooling import gem
 
 #: (expand ratio t, output channels c, repeats n, first stride s) of each stage.
@@ -169,49 +167,3 @@ class GeMEmbedding(nn.Module):
 
 
 FEATURE_HEADS = {"patch": PatchFeatures, "gem": GeMEmbedding}
-
-
-def export_features(kind: str, path: str | Path, opset: int = 18) -> Manifest:
-    """Export the ImageNet MobileNetV2 ``kind`` head ("patch" or "gem") to ``path`` with its manifest
-    (dynamic batch, H, W; input normalised with the ImageNet mean/std)."""
-    import onnx
-
-    if kind not in FEATURE_HEADS:
-        raise InputError(f"Feature kind {kind!r} is not one of {', '.join(FEATURE_HEADS)}.")
-    model = FEATURE_HEADS[kind](mobilenet_v2()).eval()
-    dims = {
-        0: torch.export.Dim("batch", max=1024),
-        2: torch.export.Dim("height", min=32, max=8192),
-        3: torch.export.Dim("width", min=32, max=8192),
-    }
-    out_name = {"patch": "features", "gem": "embedding"}[kind]
-    with atomic_path(path) as tmp:
-        program = torch.onnx.export(
-            model, (torch.rand(2, 3, 224, 224),), dynamo=True, opset_version=opset,
-            dynamic_shapes=(dims,), input_names=["image"], output_names=[out_name],
-        )
-        proto = program.model_proto
-        for node in proto.graph.node:
-            del node.metadata_props[:]
-        onnx.save(proto, tmp)
-    size = {"patch": [256, 256], "gem": [224, 224]}[kind]
-    output = {
-        "patch": TensorSpec("features", ["batch", 128, "height/8", "width/8"], layout="NCHW",
-                            meaning="local patch features at stride 8 (stride-8 + stride-16 stages)"),
-        "gem": TensorSpec("embedding", ["batch", 1280], meaning="L2-normalised GeM (p=3) embedding"),
-    }[kind]
-    manifest = Manifest(
-        task="features",
-        arch=f"mobilenetv2_{kind}",
-        inputs=[TensorSpec(
-            "image", ["batch", 3, "height", "width"], layout="NCHW", meaning="RGB image, ImageNet-normalised",
-            preprocess=Preprocess(color="RGB", mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD),
-                                  resize="stretch", size=size),
-        )],
-        outputs=[output],
-        opset=opset,
-        extra={"weights": f"{MOBILENETV2_PACKAGE}/{MOBILENETV2_RESOURCE}", "weights_sha256": sha256(mobilenetv2_weights()),
-               "stride": 8 if kind == "patch" else 32},
-    )
-    manifest.save(manifest_path(path))
-    return manifest

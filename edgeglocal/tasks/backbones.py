@@ -9,7 +9,7 @@ source hash and the edgeglocal version; later runs load it without torch.
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import os
 from pathlib import Path
 
@@ -22,6 +22,9 @@ from edgeglocal.runtime import Session, load
 from edgeglocal.runtime.preprocess import prepare
 
 KINDS = ("patch", "gem")
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+#: The code that decides what the exported file contains (read, not imported: no torch needed).
+_EXPORTING_FILES = ("models/mobilenetv2.py", "export/packaged.py", "export/onnx.py", "export/passes.py")
 
 
 def cache_dir() -> Path:
@@ -34,8 +37,8 @@ def feature_path(kind: str) -> Path:
     the exporting code and the edgeglocal version, so a stale export is never picked up."""
     if kind not in KINDS:
         raise InputError(f"Feature kind {kind!r} is not one of {', '.join(KINDS)}.")
-    exporter = importlib.util.find_spec("edgeglocal.models.mobilenetv2").origin
-    key = f"{sha256(mobilenetv2_weights())[:12]}-{sha256(exporter)[:8]}"
+    code = hashlib.sha256("".join(sha256(_PACKAGE_ROOT / f) for f in _EXPORTING_FILES).encode()).hexdigest()
+    key = f"{sha256(mobilenetv2_weights())[:12]}-{code[:8]}"
     return cache_dir() / f"mobilenetv2_{kind}-{key}-v{__version__}.onnx"
 
 
@@ -44,7 +47,7 @@ def feature_session(kind: str, device: str = "auto") -> Session:
     path = feature_path(kind)
     if not (path.exists() and path.with_suffix(".json").exists()):
         try:
-            from edgeglocal.models.mobilenetv2 import export_features
+            from edgeglocal.export.packaged import export_features
         except ImportError as exc:
             raise BackendUnavailable(
                 f"The {kind!r} feature model is not in the cache ({path}) and exporting it needs "

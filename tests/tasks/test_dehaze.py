@@ -84,9 +84,10 @@ def test_real_hazy_photo_gains_contrast(task, name):
 
 def test_shipped_onnx_matches_regenerated_export_and_torch(tmp_path):
     torch = pytest.importorskip("torch")
-    from edgeglocal.models.dcp import DarkChannelDehaze, export
+    from edgeglocal.export.packaged import export_dcp
+    from edgeglocal.models.dcp import DarkChannelDehaze
 
-    export(tmp_path / "dcp.onnx")
+    export_dcp(tmp_path / "dcp.onnx")
     assert Manifest.load(tmp_path / "dcp.json") == Manifest.load(DCP_DEHAZE.with_suffix(".json"))
     image = cv2.cvtColor(_real_hazy("aero3.jpg"), cv2.COLOR_BGR2RGB)[:301, :417]  # odd size
     x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 255.0
