@@ -15,9 +15,10 @@ WHITE = (255, 255, 255)
 
 def to_bgr_uint8(rgb: np.ndarray) -> np.ndarray:
     """An RGB float image in [0, 1], (H, W, 3) or (3, H, W), -> BGR uint8 (H, W, 3)."""
-    if rgb.ndim == 3 and rgb.shape[0] == 3 and rgb.shape[2] != 3:
-        rgb = rgb.transpose(1, 2, 0)
-    return np.ascontiguousarray((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[..., ::-1])
+    planes = rgb if rgb.ndim == 3 and rgb.shape[0] == 3 and rgb.shape[2] != 3 else rgb.transpose(2, 0, 1)
+    # max(.,0) then OpenCV's saturating, rounding conversion: one pass per plane, no float temporaries
+    bgr = [cv2.convertScaleAbs(cv2.max(np.ascontiguousarray(p, np.float32), 0.0), alpha=255.0) for p in planes[::-1]]
+    return cv2.merge(bgr)
 
 
 def heatmap(values: np.ndarray, vmin: float, vmax: float, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
