@@ -104,13 +104,14 @@ public:
     /* Linear fp32 or fp16, every tensor of the first one's type. */
     bool supportsFormatCombination(int32_t pos, nvinfer1::DynamicPluginTensorDesc const* inOut, int32_t nbInputs,
                                    int32_t nbOutputs) noexcept override {
+        if (pos < 0 || pos >= nbInputs + nbOutputs) return false;
         nvinfer1::PluginTensorDesc const& desc = inOut[pos].desc;
-        if (pos >= nbInputs + nbOutputs || desc.format != nvinfer1::TensorFormat::kLINEAR) return false;
+        if (desc.format != nvinfer1::TensorFormat::kLINEAR) return false;
         if (pos == 0) return kernelDtype(desc.type) >= 0;
         return desc.type == inOut[0].desc.type;
     }
     int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
-                            nvinfer1::DynamicPluginTensorDesc const* out, int32_t nbOutputs) noexcept override {
+                            nvinfer1::DynamicPluginTensorDesc const*, int32_t nbOutputs) noexcept override {
         mNbInputs = nbInputs;
         std::vector<nvinfer1::Dims> dims;
         for (int32_t i = 0; i < nbInputs; ++i) dims.push_back(in[i].desc.dims);
@@ -118,7 +119,7 @@ public:
     }
 
     // IPluginV3OneRuntime
-    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const* out,
+    int32_t onShapeChange(nvinfer1::PluginTensorDesc const* in, int32_t nbInputs, nvinfer1::PluginTensorDesc const*,
                           int32_t nbOutputs) noexcept override {
         mNbInputs = nbInputs;
         std::vector<nvinfer1::Dims> dims;
