@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgeglocal._version import __version__
-from edgeglocal.runtime.trt import plugin_library_status
+from edgeglocal.runtime.trt import plugin_library_status, plugin_tensorrt_major
 
 
 @dataclass
@@ -63,10 +63,14 @@ def _tensorrt() -> list[Check]:
     trt = _version("tensorrt", group="tensorrt", required=False)
     path, how = plugin_library_status()
     if path is None:
-        plugin = Check("tensorrt", "plugin library", None, how)
-    else:
-        plugin = Check("tensorrt", "plugin library", True, f"{path} ({how})")
-    return [trt, plugin]
+        return [trt, Check("tensorrt", "plugin library", None, how)]
+    built_for = plugin_tensorrt_major(path)
+    detail = f"{path} ({how}; built for TensorRT {built_for if built_for is not None else 'unknown'})"
+    installed = trt.detail.split(".")[0] if trt.ok else None
+    if built_for is not None and installed is not None and installed != str(built_for):
+        return [trt, Check("tensorrt", "plugin library", False,
+                           f"{detail}: does not match the installed TensorRT {trt.detail}; rebuild it")]
+    return [trt, Check("tensorrt", "plugin library", True, detail)]
 
 
 def _cuda() -> Check:

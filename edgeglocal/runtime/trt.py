@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from edgeglocal.bundle import Manifest, TensorSpec
 from edgeglocal.errors import BackendUnavailable, BundleError, InputError
+from edgeglocal.runtime.elf import needed_libraries
 
 TRT_MISSING = (
     "TensorRT is not installed: install the `tensorrt` package (pip install 'edgeglocal[gpu]') "
@@ -83,16 +85,43 @@ def plugin_library_status(explicit: str | os.PathLike | None = None) -> tuple[Pa
     return path, how
 
 
+def plugin_tensorrt_major(path: str | os.PathLike) -> int | None:
+    """The TensorRT major the plugin library was linked against (from its ``libnvinfer.so.N``
+    dependency), or None when that cannot be read."""
+    try:
+        needed = needed_libraries(path)
+    except (OSError, ValueError):
+        return None
+    majors = [int(m.group(1)) for n in needed if (m := re.fullmatch(r"libnvinfer\.so\.(\d+)", n))]
+    return majors[0] if majors else None
+
+
+def check_plugin_abi(trt: Any, path: str | os.PathLike) -> None:
+    """Refuse a plugin library built for another TensorRT major: its interfaces' vtables differ
+    (TensorRT 11 changed the logger's), so it would fail to load or misbehave once loaded."""
+    built_for = plugin_tensorrt_major(path)
+    if built_for is not None and built_for != trt_major(trt):
+        raise BackendUnavailable(
+            f"The plugin library {path} was built for TensorRT {built_for} (it links libnvinfer.so.{built_for}) "
+            f"but TensorRT {trt.__version__} is installed; rebuild it against this TensorRT with "
+            "`cmake -S plugins_trt -B plugins_trt/build -DTensorRT_ROOT=<prefix> && cmake --build plugins_trt/build`."
+        )
+
+
 def load_plugin_library(trt: Any, path: Path) -> None:
     """Register the library's creators with TensorRT's plugin registry, once per process.
 
     ``IPluginRegistry.load_library`` calls the library's ``getCreators``; older bindings without
-    it fall back to ``dlopen`` + ``initEdgeglocalPlugins``.
+    it fall back to ``dlopen`` + ``initEdgeglocalPlugins``. The library is first checked for the
+    TensorRT major it was built for, and opened once with ``dlopen`` so that a missing dependency
+    is reported by name (the registry only logs that it failed).
     """
     key = str(Path(path).resolve())
     if key in _loaded_plugins:
         return
+    check_plugin_abi(trt, path)
     try:
+        ctypes.CDLL(key, mode=os.RTLD_LAZY | os.RTLD_LOCAL)
         registry = trt.get_plugin_registry()
         if hasattr(registry, "load_library"):
             handle = registry.load_library(key)
