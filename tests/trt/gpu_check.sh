@@ -14,14 +14,16 @@ cd "$(dirname "$0")/../.."
 OUT="${OUT:-$PWD/gpu_check_out}"
 mkdir -p "$OUT"
 BUILD=plugins_trt/build
+PY="$(command -v python3 || command -v python)"  # the GPU image's python3 is the one with torch
 status=0
 
 echo "== device"
 nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader || status=1
 NVCC="$(command -v nvcc || ls /usr/local/cuda*/bin/nvcc 2>/dev/null | head -1)"
 echo "nvcc: ${NVCC:-missing}"; [ -n "$NVCC" ] && "$NVCC" --version | tail -1
-python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
-python -c "import tensorrt; print('tensorrt', tensorrt.__version__)" 2>/dev/null || echo "tensorrt: not installed"
+"$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+"$PY" -c "import tensorrt; print('tensorrt', tensorrt.__version__)" 2>/dev/null || echo "tensorrt: not installed"
+"$PY" -c "import edgeglocal.ops, edgeglocal.cli.app" || { echo "edgeglocal does not import with $PY: see above"; exit 1; }
 
 ARCH="${EGL_CUDA_ARCH:-$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d .)}"
 if [ -f "$BUILD/libedgeglocal_kernels.so" ] && [ -z "${EGL_REBUILD:-}" ]; then
@@ -45,7 +47,7 @@ echo "== C harness (kernels vs CPU reference)"
 
 echo "== pytest -m gpu tests/trt"
 [ -f "$BUILD/libedgeglocal_trt_plugins.so" ] && export EDGEGLOCAL_TRT_PLUGINS="$PWD/$BUILD/libedgeglocal_trt_plugins.so"
-EGL_BENCH_JSON="$OUT/selective_scan_bench.json" timeout 900 python -m pytest -q -m gpu tests/trt -rs 2>&1 | tee "$OUT/pytest_gpu.txt" | tail -25
+EGL_BENCH_JSON="$OUT/selective_scan_bench.json" timeout 420 "$PY" -m pytest -q -m gpu tests/trt -rs 2>&1 | tee "$OUT/pytest_gpu.txt" | tail -25
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 echo "== numbers"
