@@ -1,9 +1,17 @@
 """GC ViT (Hatamizadeh et al., "Global Context Vision Transformers", ICML 2023).
 
-Parameter names and shapes follow timm's ``gcvit_*`` models, so timm / NVlabs-converted checkpoints
-load with strict matching: ``stem.conv1``, ``stem.down.{norm1,conv_block,reduction,norm2}``,
+Parameter names and shapes follow timm's ``gcvit_*`` models, so timm checkpoints load with strict
+matching: ``stem.conv1``, ``stem.down.{norm1,conv_block,reduction,norm2}``,
 ``stages.N.{downsample,global_block.blocks.convK,blocks.M.{norm1,attn.{qkv,proj,rel_pos.
 relative_position_bias_table},norm2,mlp.fc1,mlp.fc2}}``, ``stages.3.norm``, ``head.fc``.
+
+Checkpoints of NVIDIA's own code (NVlabs/GCVit ``models/gc_vit.py``, and its published
+``gc_vit_{xxtiny,xtiny,tiny}`` weights) load too, because users fine-tune with that repository.
+Its tensors are timm's (same qkv order, head split and bias-table indexing) under other names and
+module boundaries, so ``remap_checkpoint`` (spotting the ``levels.*`` keys) renames them with
+``nvlabs_to_timm_key``: NVlabs ends each level with the next stage's ``ReduceSize``, writes the
+fused MBConv as a ``conv`` Sequential whose SE uses Linear layers (reshaped to 1x1 convs here) and
+names the layer scales ``gamma1/2``; its ``relative_position_index`` buffers are rebuilt, so dropped.
 
 Local and global window attention are one ``edgeglocal::WindowAttention`` node each. Windows are
 derived from the input size (``img_size // window_ratio``) exactly as in timm, which is why GC ViT
@@ -12,6 +20,7 @@ exports with a fixed H x W: the global query must be exactly one window.
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import torch
@@ -20,7 +29,7 @@ from torch import nn
 from edgeglocal.models._registry import register_model
 from edgeglocal.nn import DropPath, GlobalQueryGen, GlobalWindowAttention, LayerNorm2d, LayerScale, MbConvBlock, Mlp
 
-__all__ = ["GlobalContextVit", "gcvit_tiny", "gcvit_xtiny", "gcvit_xxtiny"]
+__all__ = ["GlobalContextVit", "gcvit_tiny", "gcvit_xtiny", "gcvit_xxtiny", "nvlabs_to_timm_key"]
 
 
 class Downsample2d(nn.Module):
@@ -137,6 +146,67 @@ class GlobalContextVit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
+
+    def remap_checkpoint(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Rename an NVlabs GCVit state dict to timm's layout; a timm one is returned as it is."""
+        if not any(key.startswith("levels.") for key in state):
+            return state
+        out: dict[str, torch.Tensor] = {}
+        for key, value in state.items():
+            if key.endswith("relative_position_index"):
+                continue
+            name = nvlabs_to_timm_key(key, len(self.stages))
+            if ".se.fc" in name and value.ndim == 2:  # SE Linear (out, in) -> 1x1 conv
+                value = value[:, :, None, None]
+            out[name] = value
+        return out
+
+
+# NVlabs writes GC ViT's fused MBConv as ``conv = Sequential(dw 3x3, GELU, SE(fc = Sequential(
+# Linear, GELU, Linear, Sigmoid)), pw 1x1)``; these are its parameter paths in timm's MbConvBlock.
+_NVLABS_MBCONV = {
+    "conv.0.": "conv_dw.", "conv.2.fc.0.": "se.fc1.", "conv.2.fc.2.": "se.fc2.", "conv.3.": "conv_pw.",
+}
+_NVLABS_LEVEL = re.compile(r"levels\.(\d+)\.(.+)")
+# ``to_q_global`` sat on the level until NVlabs' 08/2022 update moved it into ``q_global_gen``.
+_NVLABS_QUERY = re.compile(r"(?:q_global_gen\.)?to_q_global\.(\d+)\.(.+)")
+
+
+def _mbconv_key(rest: str) -> str:
+    for old, new in _NVLABS_MBCONV.items():
+        if rest.startswith(old):
+            return new + rest.removeprefix(old)
+    return rest
+
+
+def _reduce_size_key(rest: str) -> str:
+    """NVlabs ``ReduceSize`` -> timm ``Downsample2d``: same norms and reduction, MBConv in ``conv_block``."""
+    return "conv_block." + _mbconv_key(rest) if rest.startswith("conv.") else rest
+
+
+def nvlabs_to_timm_key(key: str, num_stages: int = 4) -> str:
+    """The timm name of an NVlabs GCVit parameter; names it does not know come back unchanged
+    (so that the strict key report shows them)."""
+    if key.startswith("patch_embed.proj."):
+        return "stem.conv1." + key.removeprefix("patch_embed.proj.")
+    if key.startswith("patch_embed.conv_down."):
+        return "stem.down." + _reduce_size_key(key.removeprefix("patch_embed.conv_down."))
+    if key.startswith("norm."):
+        return f"stages.{num_stages - 1}.{key}"
+    if key.startswith("head."):
+        return "head.fc." + key.removeprefix("head.")
+    level = _NVLABS_LEVEL.fullmatch(key)
+    if level is None:
+        return key
+    i, rest = int(level[1]), level[2]
+    if rest.startswith("downsample."):  # NVlabs' level i ends with what starts timm's stage i + 1
+        return f"stages.{i + 1}.downsample." + _reduce_size_key(rest.removeprefix("downsample."))
+    query = _NVLABS_QUERY.fullmatch(rest)
+    if query is not None:
+        return f"stages.{i}.global_block.blocks.conv{int(query[1]) + 1}." + _mbconv_key(query[2])
+    rest = re.sub(r"\.gamma([12])$", r".ls\1.gamma", rest)
+    rest = rest.replace("attn.relative_position_bias_table", "attn.rel_pos.relative_position_bias_table")
+    return f"stages.{i}.{rest}"
 
 
 def _init_weights(m: nn.Module) -> None:
