@@ -3,8 +3,9 @@
 Engines that contain edgeglocal ops need ``libedgeglocal_trt_plugins.so`` registered before they
 deserialize. It is searched, in order, at: an explicit path (``--plugins``),
 ``$EDGEGLOCAL_TRT_PLUGINS``, ``plugins_trt/build/`` of a source checkout, and ``edgeglocal/lib/``
-inside the installed package. Device memory and the CUDA stream come from PyTorch (``torch.cuda``),
-imported on first use so that importing this module needs neither torch nor tensorrt.
+inside the installed package. Device memory and the CUDA stream come from libcudart through ctypes
+(``runtime.cudart``), so a deployed app needs TensorRT and the CUDA runtime, not PyTorch; tensorrt
+is imported on first use, so importing this module needs neither.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from edgeglocal.bundle import Manifest, TensorSpec
 from edgeglocal.errors import BackendUnavailable, BundleError, InputError
+from edgeglocal.runtime.cudart import CudaRuntime, DeviceBuffers
 from edgeglocal.runtime.elf import needed_libraries
 
 TRT_MISSING = (
@@ -146,18 +148,6 @@ def _engine_plugins(explicit: str | os.PathLike | None, recorded: str | None) ->
         raise
 
 
-def _torch_cuda() -> Any:
-    try:
-        import torch
-    except ImportError as exc:
-        raise BackendUnavailable(
-            "The TensorRT backend allocates GPU memory through PyTorch: install torch with CUDA."
-        ) from exc
-    if not torch.cuda.is_available():
-        raise BackendUnavailable("The TensorRT backend needs a CUDA GPU, and torch.cuda.is_available() is False here.")
-    return torch
-
-
 class TrtBackend:
     """One deserialized engine, one execution context and one CUDA stream; I/O bound by tensor name."""
 
@@ -165,7 +155,8 @@ class TrtBackend:
 
     def __init__(self, path: Path, manifest: Manifest | None, plugins: str | os.PathLike | None = None) -> None:
         trt = import_tensorrt()
-        self._torch = torch = _torch_cuda()
+        self._cuda = CudaRuntime()
+        self._buffers = DeviceBuffers(self._cuda)
         self._trt = trt
         built = (manifest.engine or {}) if manifest else {}
         if plugins is not None or built.get("plugin_library"):
@@ -182,8 +173,6 @@ class TrtBackend:
                 "rebuild it here with `edgeglocal build`."
             )
         self._context = self._engine.create_execution_context()
-        self._device = torch.device("cuda", torch.cuda.current_device())
-        self._stream = torch.cuda.Stream(device=self._device)
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         is_input = {n: self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT for n in names}
         self._dtypes = {n: np.dtype(trt.nptype(self._engine.get_tensor_dtype(n))) for n in names}
@@ -203,30 +192,36 @@ class TrtBackend:
         return TensorSpec(name, shape, dtype, known.layout, known.meaning, known.preprocess)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        torch, ctx = self._torch, self._context
-        keep, outs = [], {}
-        with torch.cuda.device(self._device), torch.cuda.stream(self._stream):
-            for spec in self.inputs:
-                arr = np.ascontiguousarray(feeds[spec.name], dtype=self._dtypes[spec.name])
-                if not ctx.set_input_shape(spec.name, tuple(arr.shape)):
-                    lo, _, hi = self._engine.get_tensor_profile_shape(spec.name, 0)
-                    raise InputError(
-                        f"Input {spec.name!r} has shape {tuple(arr.shape)}, outside the engine's profile "
-                        f"{tuple(lo)}..{tuple(hi)}; rebuild with `edgeglocal build --shapes`."
-                    )
-                tensor = torch.from_numpy(arr).to(self._device, non_blocking=True)
-                ctx.set_tensor_address(spec.name, tensor.data_ptr())
-                keep.append(tensor)
-            for spec in self.outputs:
-                dtype = torch.from_numpy(np.empty(0, self._dtypes[spec.name])).dtype
-                tensor = torch.empty(tuple(ctx.get_tensor_shape(spec.name)), dtype=dtype, device=self._device)
-                ctx.set_tensor_address(spec.name, tensor.data_ptr())
-                outs[spec.name] = tensor
-            if not ctx.execute_async_v3(self._stream.cuda_stream):
-                raise BundleError("TensorRT failed to run the engine; the log above says why.")
-            result = {name: t.cpu().numpy() for name, t in outs.items()}
-        self._stream.synchronize()
-        return result
+        ctx, cuda = self._context, self._cuda
+        staged = []  # host inputs must outlive their queued copies
+        for spec in self.inputs:
+            arr = np.ascontiguousarray(feeds[spec.name], dtype=self._dtypes[spec.name])
+            if not ctx.set_input_shape(spec.name, tuple(arr.shape)):
+                lo, _, hi = self._engine.get_tensor_profile_shape(spec.name, 0)
+                raise InputError(
+                    f"Input {spec.name!r} has shape {tuple(arr.shape)}, outside the engine's profile "
+                    f"{tuple(lo)}..{tuple(hi)}; rebuild with `edgeglocal build --shapes`."
+                )
+            ptr = self._buffers.get(spec.name, arr.nbytes)
+            cuda.to_device(ptr, arr)
+            ctx.set_tensor_address(spec.name, ptr)
+            staged.append(arr)
+        outs = {}
+        for spec in self.outputs:
+            out = np.empty(tuple(ctx.get_tensor_shape(spec.name)), self._dtypes[spec.name])
+            ctx.set_tensor_address(spec.name, self._buffers.get(spec.name, out.nbytes))
+            outs[spec.name] = out
+        if not ctx.execute_async_v3(cuda.stream):
+            raise BundleError("TensorRT failed to run the engine; the log above says why.")
+        for name, out in outs.items():
+            cuda.to_host(out, self._buffers.get(name, out.nbytes))
+        cuda.synchronize()
+        return outs
+
+    def __del__(self) -> None:  # the device buffers and the stream go with the backend
+        if getattr(self, "_buffers", None) is not None:
+            self._buffers.release()
+            self._cuda.close()
 
 
 def create_backend(path: Path, manifest: Manifest | None, device: str, providers: Any = None) -> TrtBackend:
