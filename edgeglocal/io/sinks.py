@@ -162,8 +162,9 @@ class WindowSink:
     def write(self, frame: Frame, image: np.ndarray | None, record: dict[str, Any]) -> None:
         window = f"{self.title}: {frame.source}"
         try:
-            if window not in self._windows:
-                cv2.namedWindow(window, cv2.WINDOW_NORMAL)
+            if window not in self._windows:  # resizable, no toolbar, opened at the frame's own size
+                cv2.namedWindow(window, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+                cv2.resizeWindow(window, image.shape[1], image.shape[0])
                 self._windows.add(window)
             cv2.imshow(window, image)
             key = cv2.waitKey(1) & 0xFF
