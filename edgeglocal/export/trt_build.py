@@ -24,6 +24,7 @@ import onnx
 from edgeglocal.bundle import Manifest, find_manifest, manifest_path
 from edgeglocal.errors import BackendUnavailable, BundleError, ExportError, InputError
 from edgeglocal.fsutil import atomic_path
+from edgeglocal.runtime.cudart import CudaError, CudaRuntime
 from edgeglocal.runtime.trt import find_plugin_library, import_tensorrt, load_plugin_library, trt_major
 
 Shape = tuple[int, ...]
@@ -150,14 +151,13 @@ def _sha256(path: Path) -> str:
 
 def _gpu() -> dict[str, Any]:
     try:
-        import torch
-
-        if torch.cuda.is_available():
-            major, minor = torch.cuda.get_device_capability()
-            return {"gpu": torch.cuda.get_device_name(), "compute_capability": f"{major}.{minor}"}
-    except Exception:  # torch missing or without CUDA: the engine is still valid, only less described
-        pass
-    return {"gpu": "unknown", "compute_capability": "unknown"}
+        cuda = CudaRuntime()
+        try:
+            return {"gpu": cuda.device_name(), "compute_capability": cuda.compute_capability()}
+        finally:
+            cuda.close()
+    except (BackendUnavailable, CudaError):  # the engine is still valid, only less described
+        return {"gpu": "unknown", "compute_capability": "unknown"}
 
 
 def _load_onnx(bundle: Path) -> onnx.ModelProto:

@@ -89,6 +89,14 @@ class CudaRuntime:
         self._check(self._lib.cudaDeviceGetAttribute(ctypes.byref(minor), _ATTR_CC_MINOR, self.device), "cudaDeviceGetAttribute")
         return f"{major.value}.{minor.value}"
 
+    def device_name(self) -> str:
+        """The GPU's name: the first field (char[256]) of cudaDeviceProp in every CUDA version, read
+        into a buffer larger than the whole struct so its other, version-dependent fields cannot overflow."""
+        props = ctypes.create_string_buffer(8192)
+        get = getattr(self._lib, "cudaGetDeviceProperties_v2", None) or self._lib.cudaGetDeviceProperties
+        self._check(get(props, self.device), "cudaGetDeviceProperties")
+        return props.raw[:256].split(b"\0", 1)[0].decode(errors="replace")
+
     def malloc(self, nbytes: int) -> int:
         ptr = ctypes.c_void_p()
         self._check(self._lib.cudaMalloc(ctypes.byref(ptr), ctypes.c_size_t(max(nbytes, 1))), f"cudaMalloc({nbytes})")

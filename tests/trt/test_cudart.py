@@ -52,6 +52,7 @@ def test_copies_round_trip_through_device_buffers():
         cuda.synchronize()
         np.testing.assert_array_equal(back, data)
         assert buffers.get("x", data.nbytes * 2) != 0 and cuda.compute_capability()[0].isdigit()
+        assert cuda.device_name()  # e.g. "NVIDIA H100 80GB HBM3"
     finally:
         buffers.release()
         cuda.close()
