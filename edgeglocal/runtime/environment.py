@@ -10,9 +10,10 @@ import importlib
 import os
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 from edgeglocal._version import __version__
+from edgeglocal.errors import BackendUnavailable
+from edgeglocal.runtime.cudart import CudaError, CudaRuntime
 from edgeglocal.runtime.trt import plugin_library_status, plugin_tensorrt_major
 
 
@@ -74,18 +75,19 @@ def _tensorrt() -> list[Check]:
 
 
 def _cuda() -> Check:
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    """The GPU as the TensorRT backend will see it: through libcudart, with CUDA's own reason if not."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return Check("cuda", "devices", None, "CUDA_VISIBLE_DEVICES hides all GPUs")
     try:
-        import torch
-    except Exception:
-        torch = None
-    if torch is not None and torch.cuda.is_available():
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        return Check("cuda", "devices", True, ", ".join(names) + f" (torch CUDA {torch.version.cuda})")
-    if Path("/dev/nvidiactl").exists():
-        return Check("cuda", "devices", None, "an NVIDIA driver is present but torch sees no CUDA device")
-    why = "CUDA_VISIBLE_DEVICES hides all GPUs" if visible == "" else "no NVIDIA GPU or driver found"
-    return Check("cuda", "devices", None, why)
+        cuda = CudaRuntime()
+    except BackendUnavailable as exc:
+        return Check("cuda", "devices", None, str(exc))
+    try:
+        return Check("cuda", "devices", True, f"{cuda.device_name()} (compute capability {cuda.compute_capability()})")
+    except CudaError as exc:
+        return Check("cuda", "devices", False, str(exc))
+    finally:
+        cuda.close()
 
 
 def _ops() -> Check:

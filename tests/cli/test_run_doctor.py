@@ -47,3 +47,19 @@ def test_plugin_library_found_or_explained(tmp_path, monkeypatch):
     lib.write_bytes(b"\x7fELF")  # found by path; an unreadable ELF only hides the TensorRT major it needs
     found = _by_name()["plugin library"]
     assert found.ok is True and found.detail == f"{lib} (from $EDGEGLOCAL_TRT_PLUGINS; built for TensorRT unknown)"
+
+
+def test_cuda_row_is_what_the_tensorrt_backend_would_see(monkeypatch):
+    """The row asks libcudart, as the TensorRT backend does; hiding every GPU is reported as such."""
+    from edgeglocal.errors import BackendUnavailable
+    from edgeglocal.runtime.cudart import CudaRuntime
+
+    try:
+        cuda = CudaRuntime()
+    except BackendUnavailable as exc:
+        assert _by_name()["devices"].detail == str(exc)  # e.g. CUDA's own "no CUDA-capable device" reason
+    else:
+        assert _by_name()["devices"].detail.startswith(cuda.device_name())
+        cuda.close()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert _by_name()["devices"].detail == "CUDA_VISIBLE_DEVICES hides all GPUs"
