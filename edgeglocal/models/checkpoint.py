@@ -1,10 +1,11 @@
 """Checkpoint loading: plain tensors only, strict key matching with a readable report.
 
 Reads ``.pt`` / ``.pth`` / ``.bin`` (``torch.load(weights_only=True)``) and ``.safetensors``;
-unwraps the usual training wrappers (``state_dict`` / ``model`` / ``model_ema`` / ``module.``);
-applies the architecture's key mapping (``model.remap_checkpoint(state_dict)`` when defined, e.g.
-for official layouts); resizes absolute position embeddings and relative-position bias tables
-when the checkpoint was trained at another input or window size.
+unwraps the usual training wrappers (``state_dict`` / ``model`` / pycls' ``model_state`` /
+``model_ema`` / ``module.``); applies the architecture's key mapping
+(``model.remap_checkpoint(state_dict)`` when defined, e.g. for official layouts); resizes absolute
+position embeddings and relative-position bias tables when the checkpoint was trained at another
+input or window size.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 #: Wrapper keys of training checkpoints, most preferred first; EMA copies are used when asked for
 #: (``ema=True``, as timm's ``use_ema``) or when they are all the file holds.
-WRAPPER_KEYS = ("state_dict", "model", "module", "net", "params")
+WRAPPER_KEYS = ("state_dict", "model", "model_state", "module", "net", "params")
 EMA_KEYS = ("state_dict_ema", "model_ema")
 #: Buffers that models rebuild from their config; a checkpoint may or may not carry them.
 DERIVED_SUFFIXES = ("relative_position_index", "attn_mask", "num_batches_tracked")

@@ -3,16 +3,22 @@
 torchvision is not importable on every target, but its ImageNet checkpoints are the usual starting
 point for retrieval heads; keeping the names (``conv1``, ``bn1``, ``layer1.0.downsample.0``, ...,
 ``fc``) lets those state dicts load strictly.
+
+Retrieval research code (CVNet, SuperGlobal, feymanpriv's DELG and DOLG in PyTorch) builds the same
+network with facebookresearch/pycls' names instead: ``stem.{conv,bn}``, ``s{1-4}.b{1..}.{proj,bn}`` (shortcut) and
+``.f.{a,b,c}[_bn]`` (bottleneck), same shapes, stride on the 3x3 and BN eps 1e-5 as here.
+``pycls_to_torchvision_key`` renames those, so their checkpoints need no second ResNet class.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import torch
 from torch import nn
 
-__all__ = ["Bottleneck", "ResNet", "resnet50"]
+__all__ = ["Bottleneck", "ResNet", "pycls_to_torchvision_key", "resnet50"]
 
 
 class Bottleneck(nn.Module):
@@ -101,3 +107,28 @@ class ResNet(nn.Module):
 def resnet50(**kwargs) -> ResNet:
     """ResNet-50 (torchvision layout: 3-4-6-3 bottlenecks, width 64)."""
     return ResNet((3, 4, 6, 3), **kwargs)
+
+
+_PYCLS_STEM = {"stem.conv.": "conv1.", "stem.bn.": "bn1."}
+_PYCLS_BLOCK = re.compile(r"s([1-4])\.b(\d+)\.(.+)")
+# Inside a pycls ResBlock: the projection shortcut, then the bottleneck transform ``f``.
+_PYCLS_PARTS = {
+    "proj.": "downsample.0.", "bn.": "downsample.1.",
+    "f.a.": "conv1.", "f.a_bn.": "bn1.", "f.b.": "conv2.", "f.b_bn.": "bn2.", "f.c.": "conv3.", "f.c_bn.": "bn3.",
+}
+
+
+def pycls_to_torchvision_key(key: str) -> str:
+    """The torchvision name of a pycls-style ResNet parameter (``s2.b1.f.b_bn.weight`` ->
+    ``layer2.0.bn2.weight``); other names come back unchanged, so a strict key report shows them."""
+    for old, new in _PYCLS_STEM.items():
+        if key.startswith(old):
+            return new + key.removeprefix(old)
+    block = _PYCLS_BLOCK.fullmatch(key)
+    if block is None:
+        return key
+    stage, index, rest = block[1], int(block[2]) - 1, block[3]
+    for old, new in _PYCLS_PARTS.items():
+        if rest.startswith(old):
+            return f"layer{stage}.{index}.{new}{rest.removeprefix(old)}"
+    return key

@@ -3,6 +3,14 @@
 Both map an ImageNet-normalised RGB batch (b, 3, H, W) to one L2-normalised ``embedding`` (b, D)
 per image, computed per sample (nothing depends on the rest of the batch), so a gallery can be
 indexed with any batch size. Generalized-mean pooling runs in fp32 (see :mod:`edgeglocal.nn.pooling`).
+
+Backbones use torchvision's names, so torchvision checkpoints load into ``backbone``. SuperGlobal
+trains nothing of its own: its official code (ShihaoShao-GH/SuperGlobal) runs on CVNet's weights
+(sungonce/CVNet, ``CVPR2022_CVNet_R50.pyth``), a pycls training file whose ``model_state`` holds the
+global model under ``encoder_q.`` (pycls-named ResNet + ``head.fc`` whitening) next to CVNet's
+reranker. So ``SuperGlobal.remap_checkpoint`` accepts that layout: it renames the global model and
+drops what the descriptor never runs (:data:`CVNET_UNUSED`). DOLG has no such mapping: the official
+DOLG is PaddlePaddle, and its PyTorch ports are built from other modules than this one.
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgeglocal.models._registry import register_model
-from edgeglocal.models.resnet import ResNet
+from edgeglocal.models.resnet import ResNet, pycls_to_torchvision_key
 from edgeglocal.nn.pooling import GeM, GeMPlus, RegionalGeM, ReLUPlus, ScaleGeM
 
-__all__ = ["DOLG", "MultiAtrous", "SuperGlobal", "dolg_r50", "orthogonal_fusion", "superglobal_r50"]
+__all__ = ["CVNET_UNUSED", "DOLG", "MultiAtrous", "SuperGlobal", "dolg_r50", "orthogonal_fusion",
+           "superglobal_r50"]
 
 _RETRIEVE = dict(
     task="retrieve",
@@ -95,6 +104,24 @@ class DOLG(nn.Module):
         return F.normalize(self.head(torch.cat([g, orth], dim=1)), dim=-1)
 
 
+#: Prefixes of the global ResNet in CVNet / SuperGlobal files (``CVNet_Rerank.encoder_q``), in DELG-
+#: pytorch-style ones (``globalmodel``, which SuperGlobal's ``extract_rop1m.py`` renames to
+#: ``encoder_q``), or none for the ResNet saved on its own.
+CVNET_PREFIXES = ("encoder_q.", "globalmodel.", "")
+#: What a CVNet / SuperGlobal checkpoint holds that the SuperGlobal descriptor never runs. Beside the
+#: global model: CVNet's correlation-verification reranker (scores image pairs, not images). Inside
+#: it: the learnable GeM exponent ``head.pool.p``, which SuperGlobal replaces by GeM+ with a fixed p,
+#: and ``seb1``/``seb2``/``sefc``, which SuperGlobal's ResNet builds but never calls.
+CVNET_UNUSED = {
+    "reranker": ("conv2ds.", "cv_learner."),
+    "global model": ("head.pool.p", "seb1.", "seb2.", "sefc."),
+}
+
+
+def _cvnet_prefix(state: dict[str, torch.Tensor]) -> str | None:
+    return next((p for p in CVNET_PREFIXES if f"{p}stem.conv.weight" in state), None)
+
+
 class SuperGlobal(nn.Module):
     """SuperGlobal (Shao et al., ICCV 2023) global descriptor over a ResNet-50.
 
@@ -125,6 +152,28 @@ class SuperGlobal(nn.Module):
             for s in self.scales
         ]
         return F.normalize(self.merge(descriptors), dim=-1)
+
+    def remap_checkpoint(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Rename a CVNet / SuperGlobal checkpoint (pycls ResNet, ``head.fc`` whitening) to this model's
+        names and drop :data:`CVNET_UNUSED`; any other state dict is returned as it is."""
+        prefix = _cvnet_prefix(state)
+        if prefix is None:
+            return state
+        out: dict[str, torch.Tensor] = {}
+        for key, value in state.items():
+            if key.startswith(CVNET_UNUSED["reranker"]):
+                continue
+            if not key.startswith(prefix):  # not the global model's: left for the key report
+                out[key] = value
+                continue
+            rest = key.removeprefix(prefix)
+            if rest.startswith(CVNET_UNUSED["global model"]):
+                continue
+            if rest.startswith("head.fc."):  # Linear(2048, reduction dim), as ``whiten``
+                out["whiten." + rest.removeprefix("head.fc.")] = value
+            else:
+                out["backbone." + pycls_to_torchvision_key(rest)] = value
+        return out
 
 
 @register_model(

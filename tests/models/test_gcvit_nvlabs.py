@@ -12,6 +12,7 @@ from nvlabs_gcvit_layout import (
     nvlabs_gcvit_shapes,
     random_nvlabs_state,
 )
+from state_origin import tensor_origins
 
 from edgeglocal.models import create, load_checkpoint
 from edgeglocal.models.checkpoint import CheckpointMismatch
@@ -26,17 +27,6 @@ def _small_model(**kw) -> torch.nn.Module:
 
 def _small_nvlabs(**kw) -> dict[str, torch.Tensor]:
     return random_nvlabs_state(nvlabs_gcvit_shapes(dim=32, window_size=(7, 7, 14, 7), num_classes=5, **SMALL, **kw))
-
-
-def _origin(model: torch.nn.Module, nvlabs: dict[str, torch.Tensor]) -> dict[str, str]:
-    """For every model tensor, the NVlabs tensor whose values it holds (all values are random)."""
-    by_values = {(v.numel(), tuple(v.flatten()[:4].tolist())): k for k, v in nvlabs.items()}
-    origin = {}
-    for key, value in model.state_dict().items():
-        source = by_values[(value.numel(), tuple(value.flatten()[:4].tolist()))]
-        assert torch.equal(value, nvlabs[source].reshape(value.shape)), key
-        origin[key] = source
-    return origin
 
 
 def test_generated_layout_has_the_reference_counts_of_gc_vit_xxtiny():
@@ -55,7 +45,7 @@ def test_nvlabs_xxtiny_checkpoint_puts_every_tensor_in_its_place(query_gen):
     model = create("gcvit_xxtiny")
     report = load_checkpoint(model, nvlabs, arch="gcvit_xxtiny")
     assert report.ok and report.loaded == XXTINY_TENSORS - XXTINY_INDEX_BUFFERS and not report.resized
-    origin = _origin(model, nvlabs)
+    origin = tensor_origins(model, nvlabs)
     assert len(set(origin.values())) == len(origin)  # each NVlabs parameter used once
     assert not any(k.endswith("relative_position_index") for k in model.remap_checkpoint(nvlabs))  # rebuilt here
     q = "q_global_gen.to_q_global" if query_gen else "to_q_global"
@@ -103,7 +93,7 @@ def test_nvlabs_training_checkpoint_file_with_layer_scale_loads(tmp_path):
     torch.save({"epoch": 3, "state_dict": nvlabs, "state_dict_ema": _small_nvlabs(layer_scale=True)}, path)
     model = _small_model(layer_scale=1e-5)
     assert load_checkpoint(model, path, arch="gcvit_xxtiny").ok
-    origin = _origin(model, nvlabs)
+    origin = tensor_origins(model, nvlabs)
     assert origin["stages.1.blocks.1.ls1.gamma"] == "levels.1.blocks.1.gamma1"
     assert origin["stages.1.blocks.1.ls2.gamma"] == "levels.1.blocks.1.gamma2"
     assert origin["stages.3.blocks.0.ls1.gamma"] == "levels.3.blocks.0.gamma1"
