@@ -21,50 +21,61 @@ from torch import nn
 __all__ = ["Bottleneck", "ResNet", "pycls_to_torchvision_key", "resnet50"]
 
 
+def _relu(x: torch.Tensor, floor: float) -> torch.Tensor:
+    """ReLU, or SuperGlobal's ReLU+ (clamp at a small positive ``floor``) when ``floor`` > 0."""
+    return torch.relu(x) if floor == 0.0 else x.clamp(min=floor)
+
+
 class Bottleneck(nn.Module):
-    """torchvision's ResNet v1.5 bottleneck: the stride sits on the 3x3 conv."""
+    """torchvision's ResNet v1.5 bottleneck: the stride sits on the 3x3 conv.
+
+    ``floors`` = (inner, output): the clamp of the two inner activations and of the block output
+    (0 = plain ReLU; parameter-free, so checkpoints are unaffected).
+    """
 
     expansion = 4
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, dilation: int = 1,
-                 downsample: nn.Module | None = None) -> None:
+                 downsample: nn.Module | None = None, floors: tuple[float, float] = (0.0, 0.0)) -> None:
         super().__init__()
+        self.floors = floors
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride, padding=dilation, dilation=dilation, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        inner, output = self.floors
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
+        out = _relu(self.bn1(self.conv1(x)), inner)
+        out = _relu(self.bn2(self.conv2(out)), inner)
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return _relu(out + identity, output)
 
 
 class ResNet(nn.Module):
     """Bottleneck ResNet; ``forward_stages`` returns the outputs of layer1..layer4.
 
     ``dilate_last``: replace layer4's stride with dilation (output stride 16), as retrieval and
-    dense heads often do. ``num_classes=None`` drops ``fc`` (backbone use).
+    dense heads often do. ``num_classes=None`` drops ``fc`` (backbone use). ``floors``: per stage,
+    the (inner, output) activation floors of its bottlenecks (see :class:`Bottleneck`).
     """
 
     def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), width: int = 64,
-                 num_classes: int | None = 1000, dilate_last: bool = False) -> None:
+                 num_classes: int | None = 1000, dilate_last: bool = False,
+                 floors: Sequence[tuple[float, float]] = ((0.0, 0.0),) * 4) -> None:
         super().__init__()
-        self.inplanes, self.dilation = width, 1
+        self.inplanes, self.dilation, self._floors = width, 1, tuple(floors)
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(width, layers[0])
-        self.layer2 = self._make_layer(width * 2, layers[1], stride=2)
-        self.layer3 = self._make_layer(width * 4, layers[2], stride=2)
-        self.layer4 = self._make_layer(width * 8, layers[3], stride=2, dilate=dilate_last)
+        self.layer1 = self._make_layer(width, layers[0], floors=self._floors[0])
+        self.layer2 = self._make_layer(width * 2, layers[1], stride=2, floors=self._floors[1])
+        self.layer3 = self._make_layer(width * 4, layers[2], stride=2, floors=self._floors[2])
+        self.layer4 = self._make_layer(width * 8, layers[3], stride=2, dilate=dilate_last, floors=self._floors[3])
         self.stage_channels = tuple(width * m * Bottleneck.expansion for m in (1, 2, 4, 8))
         if num_classes is not None:
             self.avgpool = nn.AdaptiveAvgPool2d(1)
@@ -73,7 +84,8 @@ class ResNet(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def _make_layer(self, planes: int, blocks: int, stride: int = 1, dilate: bool = False) -> nn.Sequential:
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1, dilate: bool = False,
+                    floors: tuple[float, float] = (0.0, 0.0)) -> nn.Sequential:
         previous_dilation = self.dilation
         if dilate:
             self.dilation *= stride
@@ -84,13 +96,13 @@ class ResNet(nn.Module):
                 nn.Conv2d(self.inplanes, planes * Bottleneck.expansion, 1, stride, bias=False),
                 nn.BatchNorm2d(planes * Bottleneck.expansion),
             )
-        layers = [Bottleneck(self.inplanes, planes, stride, previous_dilation, downsample)]
+        layers = [Bottleneck(self.inplanes, planes, stride, previous_dilation, downsample, floors)]
         self.inplanes = planes * Bottleneck.expansion
-        layers += [Bottleneck(self.inplanes, planes, dilation=self.dilation) for _ in range(1, blocks)]
+        layers += [Bottleneck(self.inplanes, planes, dilation=self.dilation, floors=floors) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward_stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
         stages = []
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             x = layer(x)

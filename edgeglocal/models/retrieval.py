@@ -23,7 +23,7 @@ from torch import nn
 
 from edgeglocal.models._registry import register_model
 from edgeglocal.models.resnet import ResNet, pycls_to_torchvision_key
-from edgeglocal.nn.pooling import GeM, GeMPlus, RegionalGeM, ReLUPlus, ScaleGeM
+from edgeglocal.nn.pooling import GeM, GeMPlus, RegionalGeM, ScaleGeM
 
 __all__ = ["CVNET_UNUSED", "DOLG", "MultiAtrous", "SuperGlobal", "dolg_r50", "orthogonal_fusion",
            "superglobal_r50"]
@@ -125,9 +125,14 @@ def _cvnet_prefix(state: dict[str, torch.Tensor]) -> str | None:
 class SuperGlobal(nn.Module):
     """SuperGlobal (Shao et al., ICCV 2023) global descriptor over a ResNet-50.
 
-    Per scale: layer4 -> ReLU+ -> Regional-GeM -> GeM+ -> whitening FC -> L2 norm; scales are
-    merged by Scale-GeM (max of the normalised descriptors) and L2-normalised again. The input is
-    resized to every scale inside the graph, so one forward is the whole multi-scale extraction.
+    Computed as the official code does, so that its checkpoints give its descriptors: ReLU+
+    (clamp at ``relu_alpha``) after every block of layer1-3 and inside layer1's bottlenecks, plain
+    ReLU in layer4; per scale, layer4 -> Regional-GeM -> GeM+ -> L2 norm -> whitening FC; scales
+    merged by Scale-GeM (max of the L2-normalised descriptors). One difference: the result is
+    L2-normalised once more (the official code leaves the max unnormalised), which changes no
+    cosine ranking and makes inner-product search (FAISS IP) equal to cosine. The input is resized
+    to every scale inside the graph (bilinear, no antialiasing), so one forward is the whole
+    multi-scale extraction.
     """
 
     def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), width: int = 64, embed_dim: int = 2048,
@@ -136,14 +141,15 @@ class SuperGlobal(nn.Module):
                  scale_p: float | None = None) -> None:
         super().__init__()
         self.scales = tuple(float(s) for s in scales)
-        self.backbone = ResNet(layers, width, num_classes=None)
-        self.pool = nn.Sequential(ReLUPlus(relu_alpha), RegionalGeM(regional_p, regional_size), GeMPlus(gem_p))
+        floors = ((relu_alpha, relu_alpha), (0.0, relu_alpha), (0.0, relu_alpha), (0.0, 0.0))
+        self.backbone = ResNet(layers, width, num_classes=None, floors=floors)
+        self.pool = nn.Sequential(RegionalGeM(regional_p, regional_size), GeMPlus(gem_p))
         self.whiten = nn.Linear(self.backbone.stage_channels[-1], embed_dim)
         self.merge = ScaleGeM(scale_p)
 
     def describe(self, images: torch.Tensor) -> torch.Tensor:
-        """One scale: (b, 3, H, W) -> L2-normalised (b, D)."""
-        return F.normalize(self.whiten(self.pool(self.backbone.forward_stages(images)[-1])), dim=-1)
+        """One scale: (b, 3, H, W) -> (b, D), whitened (Scale-GeM normalises it)."""
+        return self.whiten(F.normalize(self.pool(self.backbone.forward_stages(images)[-1]), dim=-1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         descriptors = [

@@ -4,7 +4,7 @@ from edgeglocal.nn.basic import DropPath, LayerNorm2d, LayerScale, Mlp
 from edgeglocal.nn.channel_attention import ChannelAttention, ColorCalibratedChannelAttention, color_statistics
 from edgeglocal.nn.eattn import e_attention
 from edgeglocal.nn.global_query import GlobalQueryGen, MbConvBlock, SqueezeExcite
-from edgeglocal.nn.pooling import GeM, GeMPlus, RegionalGeM, ReLUPlus, ScaleGeM, gem
+from edgeglocal.nn.pooling import GeM, GeMPlus, RegionalGeM, ScaleGeM, gem
 from edgeglocal.nn.ss2d import SS2D
 from edgeglocal.nn.window_attention import GlobalWindowAttention, RelPosBias, WindowAttention, pad_to_windows
 
@@ -20,7 +20,6 @@ __all__ = [
     "LayerScale",
     "MbConvBlock",
     "Mlp",
-    "ReLUPlus",
     "RegionalGeM",
     "RelPosBias",
     "SS2D",

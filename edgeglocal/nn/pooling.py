@@ -16,7 +16,7 @@ from torch import nn
 
 from edgeglocal.errors import InputError
 
-__all__ = ["GeM", "GeMPlus", "RegionalGeM", "ReLUPlus", "ScaleGeM", "gem"]
+__all__ = ["GeM", "GeMPlus", "RegionalGeM", "ScaleGeM", "gem"]
 
 
 def gem(x: torch.Tensor, p: float | torch.Tensor = 3.0, eps: float = 1e-6) -> torch.Tensor:
@@ -50,21 +50,6 @@ class GeMPlus(GeM):
 
     def __init__(self, p: float = 4.6, eps: float = 1e-8) -> None:
         super().__init__(p=p, eps=eps, learnable=False)
-
-
-class ReLUPlus(nn.Module):
-    """SuperGlobal's ReLU+: clamp activations at a small ``alpha`` instead of 0 before pooling,
-    so that zeroed regions still weigh in the generalized mean."""
-
-    def __init__(self, alpha: float = 0.014) -> None:
-        super().__init__()
-        self.alpha = alpha
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.clamp(min=self.alpha)
-
-    def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
 
 
 class RegionalGeM(nn.Module):

@@ -150,3 +150,63 @@ def test_other_architectures_still_fail_with_one_sentence():
     assert message.startswith("Checkpoint state dict does not match architecture superglobal_r50: ")
     assert ": 2 missing, " in message and message.endswith("keys, e.g. whiten.weight is missing.")
     _assert_one_sentence(message)
+
+
+def _plausible_weights(shapes: dict[str, tuple[int, ...]], seed: int = 1) -> dict[str, torch.Tensor]:
+    """Random weights at trained-network scale (He-scaled convs, positive BN variances), so that
+    activations neither vanish nor explode through 16 blocks."""
+    state = random_state(shapes, seed)
+    for name, value in state.items():
+        if value.ndim == 4:
+            state[name] = value * (2.0 / value[0].numel()) ** 0.5
+        elif name.endswith("running_var"):
+            state[name] = value.abs() + 0.5
+        elif name.endswith("_bn.weight") or name.endswith(".bn.weight"):
+            state[name] = 1.0 + 0.1 * value
+        elif name.endswith(("running_mean", "bias")) or name.startswith("head.fc.weight"):
+            state[name] = 0.1 * value
+    return state
+
+
+def _official_descriptor(sd: dict[str, torch.Tensor], image: torch.Tensor, depths=(3, 4, 6, 3),
+                         alpha: float = 0.014) -> torch.Tensor:
+    """SuperGlobal's global descriptor at one scale, written from its code's semantics on the official
+    (pycls) names: ReLU+ inside stage 1 (w_out == 256) and after every block whose w_out != 2048;
+    Regional-GeM as LPPool over reflection padding; GeM+ p=4.6; L2 norm before ``head.fc``."""
+    F = torch.nn.functional
+
+    def conv(x, name, stride=1, padding=0):
+        return F.conv2d(x, sd[f"{name}.weight"], stride=stride, padding=padding)
+
+    def bn(x, name):
+        return F.batch_norm(x, sd[f"{name}.running_mean"], sd[f"{name}.running_var"], sd[f"{name}.weight"],
+                            sd[f"{name}.bias"], False, 0.0, 1e-5)
+
+    x = F.max_pool2d(F.relu(bn(conv(image, "stem.conv", 2, 3), "stem.bn")), 3, 2, 1)
+    for s, depth in enumerate(depths, start=1):
+        w_out = 256 * 2 ** (s - 1)
+        for b in range(1, depth + 1):
+            p, stride = f"s{s}.b{b}", 2 if b == 1 and s > 1 else 1
+            inner = alpha if w_out == 256 else 0.0
+            f = bn(conv(x, f"{p}.f.a"), f"{p}.f.a_bn").clamp(min=inner)
+            f = bn(conv(f, f"{p}.f.b", stride, 1), f"{p}.f.b_bn").clamp(min=inner)
+            f = bn(conv(f, f"{p}.f.c"), f"{p}.f.c_bn")
+            shortcut = bn(conv(x, f"{p}.proj", stride), f"{p}.bn") if f"{p}.proj.weight" in sd else x
+            x = (shortcut + f).clamp(min=alpha if w_out != 2048 else 0.0)
+    x = 0.5 * F.lp_pool2d(F.pad(x / 25 ** (1 / 2.5), (2, 2, 2, 2), mode="reflect"), 2.5, 5, stride=1) + 0.5 * x
+    x = x.flatten(2).clamp(min=1e-8).pow(4.6).mean(-1).pow(1 / 4.6)
+    return F.linear(F.normalize(x, dim=-1), sd["head.fc.weight"], sd["head.fc.bias"])
+
+
+def test_official_weights_give_the_official_descriptor():
+    """Not just names: with the official file's weights, one scale of superglobal_r50 computes what
+    SuperGlobal's code computes (up to the final L2 norm it adds), ReLU+ placement included."""
+    official = _plausible_weights(pycls_resnet_shapes())
+    model = create("superglobal_r50", scales=(1.0,)).eval()
+    load_checkpoint(model, {f"encoder_q.{k}": v for k, v in official.items()}, arch="superglobal_r50")
+    image = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        got = model(image)
+        want = torch.nn.functional.normalize(_official_descriptor(official, image), dim=-1)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+    assert (got - want).abs().max() < 0.01 * (want - want.roll(1, 0)).abs().max()  # the images differ far more
