@@ -12,7 +12,7 @@ from nvlabs_gcvit_layout import (
     nvlabs_gcvit_shapes,
     random_nvlabs_state,
 )
-from state_origin import tensor_origins
+from state_origin import assert_own_layout_loads_unchanged, tensor_origins
 
 from edgeglocal.models import create, load_checkpoint
 from edgeglocal.models.checkpoint import CheckpointMismatch
@@ -102,17 +102,7 @@ def test_nvlabs_training_checkpoint_file_with_layer_scale_loads(tmp_path):
 
 
 def test_timm_layout_still_loads_unchanged():
-    src = _small_model()
-    with torch.no_grad():
-        for p in src.parameters():
-            p.normal_()
-    state = src.state_dict()
-    dst = _small_model()
-    assert dst.remap_checkpoint(state) is state
-    report = load_checkpoint(dst, state, arch="gcvit_xxtiny")
-    assert report.ok and report.loaded == len(state)
-    for k, v in dst.state_dict().items():
-        assert torch.equal(v, state[k]), k
+    assert_own_layout_loads_unchanged(_small_model, "gcvit_xxtiny")
 
 
 def test_wrong_architecture_still_fails_with_one_sentence():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from state_origin import tensor_origins
+from state_origin import assert_own_layout_loads_unchanged, tensor_origins
 from superglobal_layout import (
     CVNET_R50_PARAMS,
     CVNET_R50_TENSORS,
@@ -113,17 +113,7 @@ def test_other_cvnet_layout_variants_load(tmp_path, make, wrap):
 
 
 def test_torchvision_layout_still_loads_unchanged():
-    src = create("superglobal_r50", **SMALL)
-    with torch.no_grad():
-        for p in src.parameters():
-            p.normal_()
-    state = src.state_dict()
-    dst = create("superglobal_r50", **SMALL)
-    assert dst.remap_checkpoint(state) is state
-    report = load_checkpoint(dst, state, arch="superglobal_r50")
-    assert report.ok and report.loaded == len(state)
-    for k, v in dst.state_dict().items():
-        assert torch.equal(v, state[k]), k
+    assert_own_layout_loads_unchanged(lambda: create("superglobal_r50", **SMALL), "superglobal_r50")
 
 
 def test_other_architectures_still_fail_with_one_sentence():
