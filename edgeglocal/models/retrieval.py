@@ -131,8 +131,8 @@ class SuperGlobal(nn.Module):
     merged by Scale-GeM (max of the L2-normalised descriptors). One difference: the result is
     L2-normalised once more (the official code leaves the max unnormalised), which changes no
     cosine ranking and makes inner-product search (FAISS IP) equal to cosine. The input is resized
-    to every scale inside the graph (bilinear, no antialiasing), so one forward is the whole
-    multi-scale extraction.
+    to every scale inside the graph (bilinear, no antialiasing, as the torchvision of the official
+    code did for tensors), so one forward is the whole multi-scale extraction.
     """
 
     def __init__(self, layers: Sequence[int] = (3, 4, 6, 3), width: int = 64, embed_dim: int = 2048,
@@ -152,9 +152,9 @@ class SuperGlobal(nn.Module):
         return self.whiten(F.normalize(self.pool(self.backbone.forward_stages(images)[-1]), dim=-1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        descriptors = [
+        descriptors = [  # resized to floor(size * s), sampled by the size ratio, as torchvision's resize
             self.describe(images if s == 1.0 else F.interpolate(
-                images, scale_factor=s, mode="bilinear", align_corners=False))
+                images, scale_factor=s, mode="bilinear", align_corners=False, recompute_scale_factor=True))
             for s in self.scales
         ]
         return F.normalize(self.merge(descriptors), dim=-1)

@@ -189,14 +189,19 @@ def _official_descriptor(sd: dict[str, torch.Tensor], image: torch.Tensor, depth
 
 
 def test_official_weights_give_the_official_descriptor():
-    """Not just names: with the official file's weights, one scale of superglobal_r50 computes what
-    SuperGlobal's code computes (up to the final L2 norm it adds), ReLU+ placement included."""
+    """Not just names: with the official file's weights, superglobal_r50 computes what SuperGlobal's
+    code computes (up to the final L2 norm it adds): ReLU+ placement, pooling, and the three scales
+    (torchvision-style resize to int(size * s), then Scale-GeM = max of L2-normalised descriptors)."""
+    F = torch.nn.functional
     official = _plausible_weights(pycls_resnet_shapes())
-    model = create("superglobal_r50", scales=(1.0,)).eval()
+    model = create("superglobal_r50").eval()
     load_checkpoint(model, {f"encoder_q.{k}": v for k, v in official.items()}, arch="superglobal_r50")
-    image = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    image = torch.rand(2, 3, 97, 131, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         got = model(image)
-        want = torch.nn.functional.normalize(_official_descriptor(official, image), dim=-1)
+        scales = [F.interpolate(image, size=(int(97 * s), int(131 * s)), mode="bilinear", align_corners=False)
+                  for s in (0.7071, 1.0, 1.4142)]
+        per_scale = torch.stack([_official_descriptor(official, x) for x in scales])
+        want = F.normalize(F.normalize(per_scale, dim=-1).amax(0), dim=-1)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
     assert (got - want).abs().max() < 0.01 * (want - want.roll(1, 0)).abs().max()  # the images differ far more
