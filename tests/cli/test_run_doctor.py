@@ -33,7 +33,7 @@ def test_report_matches_the_installed_libraries():
         assert checks["tensorrt"].ok is None and "not installed" in checks["tensorrt"].detail
     else:
         assert checks["tensorrt"].detail == tensorrt.__version__
-    import edgeglocal.ops
+    import edgeglocal.ops  # noqa: F401  (importing registers every op)
     from edgeglocal.ops._registry import registered_ops
 
     assert checks["edgeglocal ops"].detail == (", ".join(sorted(registered_ops())) or "none registered")
