@@ -68,14 +68,14 @@ class ResNet(nn.Module):
                  num_classes: int | None = 1000, dilate_last: bool = False,
                  floors: Sequence[tuple[float, float]] = ((0.0, 0.0),) * 4) -> None:
         super().__init__()
-        self.inplanes, self.dilation, self._floors = width, 1, tuple(floors)
+        self.inplanes, self.dilation = width, 1
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(width, layers[0], floors=self._floors[0])
-        self.layer2 = self._make_layer(width * 2, layers[1], stride=2, floors=self._floors[1])
-        self.layer3 = self._make_layer(width * 4, layers[2], stride=2, floors=self._floors[2])
-        self.layer4 = self._make_layer(width * 8, layers[3], stride=2, dilate=dilate_last, floors=self._floors[3])
+        self.layer1 = self._make_layer(width, layers[0], floors=floors[0])
+        self.layer2 = self._make_layer(width * 2, layers[1], stride=2, floors=floors[1])
+        self.layer3 = self._make_layer(width * 4, layers[2], stride=2, floors=floors[2])
+        self.layer4 = self._make_layer(width * 8, layers[3], stride=2, dilate=dilate_last, floors=floors[3])
         self.stage_channels = tuple(width * m * Bottleneck.expansion for m in (1, 2, 4, 8))
         if num_classes is not None:
             self.avgpool = nn.AdaptiveAvgPool2d(1)

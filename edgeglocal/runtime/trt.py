@@ -206,17 +206,17 @@ class TrtBackend:
             cuda.to_device(ptr, arr)
             ctx.set_tensor_address(spec.name, ptr)
             staged.append(arr)
-        outs = {}
+        outs = {}  # name -> (host array, device pointer)
         for spec in self.outputs:
             out = np.empty(tuple(ctx.get_tensor_shape(spec.name)), self._dtypes[spec.name])
-            ctx.set_tensor_address(spec.name, self._buffers.get(spec.name, out.nbytes))
-            outs[spec.name] = out
+            outs[spec.name] = out, self._buffers.get(spec.name, out.nbytes)
+            ctx.set_tensor_address(spec.name, outs[spec.name][1])
         if not ctx.execute_async_v3(cuda.stream):
             raise BundleError("TensorRT failed to run the engine; the log above says why.")
-        for name, out in outs.items():
-            cuda.to_host(out, self._buffers.get(name, out.nbytes))
+        for out, ptr in outs.values():
+            cuda.to_host(out, ptr)
         cuda.synchronize()
-        return outs
+        return {name: out for name, (out, _) in outs.items()}
 
     def __del__(self) -> None:  # the device buffers and the stream go with the backend
         if getattr(self, "_buffers", None) is not None:
